@@ -1,0 +1,147 @@
+// dsparsers parser support: small helpers shared by every generated parser.
+// Copied verbatim into each generated parser's include/ directory by dsparsers.
+#ifndef DSPARSERS_PARSER_SUPPORT_H
+#define DSPARSERS_PARSER_SUPPORT_H
+
+#include <cmath>
+#include <cstdarg>
+#include <cstdint>
+#include <cstdio>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#if defined(DSPARSERS_USE_DEEPSTREAM_HEADERS)
+#include "nvdsinfer_custom_impl.h"
+#else
+#include "dsparsers/nvdsinfer_abi.h"
+#endif
+
+#if defined(__GNUC__)
+#define DSPARSERS_EXPORT __attribute__((visibility("default")))
+#else
+#define DSPARSERS_EXPORT
+#endif
+
+namespace dsparsers {
+
+// nvinfer's default pre-cluster-threshold, used for a class with no entry in the threshold vector.
+constexpr float kDefaultPreclusterThreshold = 0.2f;
+
+// One line on stderr, prefixed with the parser's name; nvinfer only logs a false return.
+inline void report(const char* parser, const char* format, ...) {
+    char message[512];
+    va_list args;
+    va_start(args, format);
+    std::vsnprintf(message, sizeof(message), format, args);
+    va_end(args);
+    std::fprintf(stderr, "dsparsers[%s]: %s\n", parser, message);
+}
+
+// IEEE binary16 -> binary32, exact for every input (subnormals, infinities and NaN included).
+inline float half_to_float(uint16_t h) {
+    const uint32_t sign = static_cast<uint32_t>(h & 0x8000u) << 16;
+    const uint32_t exponent = (h >> 10) & 0x1fu;
+    const uint32_t mantissa = h & 0x3ffu;
+    if (exponent == 0) {
+        const float magnitude = static_cast<float>(mantissa) * (1.0f / 16777216.0f);  // m * 2^-24
+        return sign ? -magnitude : magnitude;
+    }
+    uint32_t bits = exponent == 31 ? (sign | 0x7f800000u | (mantissa << 13))
+                                   : (sign | ((exponent + 112u) << 23) | (mantissa << 13));
+    float value;
+    std::memcpy(&value, &bits, sizeof(value));
+    return value;
+}
+
+// Element readers: a kernel templated on the element type reads FLOAT and HALF buffers alike.
+inline float load(const float* data, size_t index) { return data[index]; }
+inline float load(const uint16_t* data, size_t index) { return half_to_float(data[index]); }
+
+inline const char* data_type_name(NvDsInferDataType type) {
+    switch (type) {
+        case FLOAT: return "FLOAT";
+        case HALF: return "HALF";
+        case INT8: return "INT8";
+        case INT32: return "INT32";
+        default: return "another type";
+    }
+}
+
+// "[84, 8400]" for diagnostics (at most NVDSINFER_MAX_DIMS entries are shown).
+inline std::string dims_text(const NvDsInferDims& dims) {
+    std::string text = "[";
+    const unsigned shown = dims.numDims < NVDSINFER_MAX_DIMS ? dims.numDims : NVDSINFER_MAX_DIMS;
+    for (unsigned k = 0; k < shown; ++k) {
+        if (k) text += ", ";
+        text += std::to_string(dims.d[k]);
+    }
+    if (dims.numDims > NVDSINFER_MAX_DIMS) text += ", ...";
+    return text + "]";
+}
+
+inline const char* layer_name(const NvDsInferLayerInfo& layer) {
+    return layer.layerName != nullptr ? layer.layerName : "(unnamed)";
+}
+
+// Product of the dims, or 0 when numDims is out of range or the product overflows 32 bits.
+inline size_t element_count(const NvDsInferDims& dims) {
+    if (dims.numDims == 0 || dims.numDims > NVDSINFER_MAX_DIMS) return 0;
+    uint64_t count = 1;
+    for (unsigned k = 0; k < dims.numDims; ++k) {
+        count *= dims.d[k];
+        if (count > 0xffffffffull) return 0;
+    }
+    return static_cast<size_t>(count);
+}
+
+// The layer called `name`; else the first layer whose dims satisfy `shape_ok` (engine binding order
+// and names may differ from the ONNX export); else nullptr.
+template <typename ShapeOk>
+const NvDsInferLayerInfo* find_layer(const std::vector<NvDsInferLayerInfo>& layers, const char* name,
+                                     ShapeOk shape_ok) {
+    for (const NvDsInferLayerInfo& layer : layers)
+        if (layer.layerName != nullptr && std::strcmp(layer.layerName, name) == 0) return &layer;
+    for (const NvDsInferLayerInfo& layer : layers)
+        if (shape_ok(layer.inferDims)) return &layer;
+    return nullptr;
+}
+
+// perClassPreclusterThreshold[class_id], never indexing past the vector.
+inline float precluster_threshold(const NvDsInferParseDetectionParams& params, unsigned class_id) {
+    const std::vector<float>& thresholds = params.perClassPreclusterThreshold;
+    return class_id < thresholds.size() ? thresholds[class_id] : kDefaultPreclusterThreshold;
+}
+
+inline float clip(float value, float high) { return value < 0.0f ? 0.0f : (value > high ? high : value); }
+
+// Appends a box given by its corners in network pixels, clipped to the network; drops it when the
+// clipped width or height is under one pixel. Corners must be finite (callers check).
+inline void add_box(std::vector<NvDsInferObjectDetectionInfo>& objects, const NvDsInferNetworkInfo& network,
+                    unsigned class_id, float confidence, float x1, float y1, float x2, float y2) {
+    const float width = static_cast<float>(network.width);
+    const float height = static_cast<float>(network.height);
+    x1 = clip(x1, width);
+    x2 = clip(x2, width);
+    y1 = clip(y1, height);
+    y2 = clip(y2, height);
+    const float box_width = x2 - x1;
+    const float box_height = y2 - y1;
+    if (!(box_width >= 1.0f && box_height >= 1.0f)) return;
+    NvDsInferObjectDetectionInfo object{};  // value-initialised: rotation_angle (ABI 9) is 0
+    object.classId = class_id;
+    object.left = x1;
+    object.top = y1;
+    object.width = box_width;
+    object.height = box_height;
+    object.detectionConfidence = confidence;
+    objects.push_back(object);
+}
+
+inline bool all_finite(float a, float b, float c, float d) {
+    return std::isfinite(a) && std::isfinite(b) && std::isfinite(c) && std::isfinite(d);
+}
+
+}  // namespace dsparsers
+
+#endif  // DSPARSERS_PARSER_SUPPORT_H

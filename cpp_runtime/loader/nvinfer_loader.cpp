@@ -1,0 +1,184 @@
+// See nvinfer_loader.h. Built by dsparsers (through cpp_runtime/meson.build) into a small shared
+// library that the Python conformance harness reaches through cffi.
+#include "nvinfer_loader.h"
+
+#include <dlfcn.h>
+
+#include <cstring>
+#include <exception>
+#include <string>
+#include <vector>
+
+#define DSPARSERS_DS_ABI 9
+#include "dsparsers/nvdsinfer_abi.h"
+
+namespace {
+
+// The two layouts of NvDsInferObjectDetectionInfo, side by side, so one loader drives either ABI.
+struct ObjectInfoAbi8 {
+    unsigned int classId;
+    float left, top, width, height, detectionConfidence;
+};
+struct ObjectInfoAbi9 {
+    unsigned int classId;
+    float left, top, width, height, detectionConfidence, rotation_angle;
+};
+static_assert(sizeof(ObjectInfoAbi8) == 24, "DeepStream <= 8 object layout is 24 bytes");
+static_assert(sizeof(ObjectInfoAbi9) == 28, "DeepStream >= 9 object layout is 28 bytes");
+static_assert(sizeof(NvDsInferLayerInfo) == 72, "NvDsInferLayerInfo is 72 bytes");
+static_assert(sizeof(NvDsInferDims) == 40, "NvDsInferDims is 40 bytes");
+
+template <typename Object>
+using DetectorFunc = bool (*)(std::vector<NvDsInferLayerInfo> const&, NvDsInferNetworkInfo const&,
+                              NvDsInferParseDetectionParams const&, std::vector<Object>&);
+
+void write_message(char* dst, size_t size, const std::string& msg) {
+    if (dst == nullptr || size == 0) return;
+    size_t n = msg.size() < size - 1 ? msg.size() : size - 1;
+    std::memcpy(dst, msg.data(), n);
+    dst[n] = '\0';
+}
+
+}  // namespace
+
+struct dsp_parser {
+    void* handle = nullptr;
+    void* symbol = nullptr;
+    int abi = 9;
+    std::vector<dsp_object> objects;
+    std::string error;
+};
+
+template <typename Object>
+static bool call_detector(dsp_parser* p, std::vector<NvDsInferLayerInfo> const& layers,
+                          NvDsInferNetworkInfo const& net, NvDsInferParseDetectionParams const& params) {
+    std::vector<Object> out;
+    bool ok = reinterpret_cast<DetectorFunc<Object>>(p->symbol)(layers, net, params, out);
+    p->objects.clear();
+    p->objects.reserve(out.size());
+    for (const Object& o : out) {
+        dsp_object d{};
+        d.class_id = o.classId;
+        d.left = o.left;
+        d.top = o.top;
+        d.width = o.width;
+        d.height = o.height;
+        d.confidence = o.detectionConfidence;
+        if constexpr (sizeof(Object) == sizeof(ObjectInfoAbi9)) d.rotation_angle = o.rotation_angle;
+        p->objects.push_back(d);
+    }
+    return ok;
+}
+
+extern "C" {
+
+dsp_parser* dsp_parser_open(const char* library_path, const char* function_name, int abi, char* error,
+                            size_t error_size) {
+    if (library_path == nullptr || function_name == nullptr) {
+        write_message(error, error_size, "library path and function name are required");
+        return nullptr;
+    }
+    if (abi != 8 && abi != 9) {
+        write_message(error, error_size, "abi must be 8 or 9, got " + std::to_string(abi));
+        return nullptr;
+    }
+    dlerror();
+    void* handle = dlopen(library_path, RTLD_LAZY);
+    if (handle == nullptr) {
+        const char* why = dlerror();
+        write_message(error, error_size, std::string("dlopen failed: ") + (why ? why : "unknown error"));
+        return nullptr;
+    }
+    dlerror();
+    void* symbol = dlsym(handle, function_name);
+    const char* why = dlerror();
+    if (symbol == nullptr || why != nullptr) {
+        write_message(error, error_size,
+                      std::string("dlsym(") + function_name + ") failed: " + (why ? why : "symbol is NULL"));
+        dlclose(handle);
+        return nullptr;
+    }
+    try {
+        dsp_parser* p = new dsp_parser();
+        p->handle = handle;
+        p->symbol = symbol;
+        p->abi = abi;
+        return p;
+    } catch (...) {
+        write_message(error, error_size, "out of memory");
+        dlclose(handle);
+        return nullptr;
+    }
+}
+
+int dsp_parser_parse(dsp_parser* p, const dsp_layer* layers, unsigned layer_count, unsigned net_width,
+                     unsigned net_height, unsigned net_channels, unsigned num_classes_configured,
+                     const float* precluster_thresholds, size_t precluster_count,
+                     const float* postcluster_thresholds, size_t postcluster_count, size_t* object_count) {
+    if (p == nullptr) return DSP_PARSER_BAD_CALL;
+    try {
+        p->error.clear();
+        p->objects.clear();
+        if (object_count) *object_count = 0;
+        if (layer_count > 0 && layers == nullptr) {
+            p->error = "layers is NULL";
+            return DSP_PARSER_BAD_CALL;
+        }
+        // Built in place, as nvinfer does: perClassThreshold must reference this object's own vector.
+        std::vector<NvDsInferLayerInfo> infos(layer_count);
+        for (unsigned i = 0; i < layer_count; ++i) {
+            NvDsInferLayerInfo& info = infos[i];
+            std::memset(&info, 0, sizeof(info));
+            info.dataType = static_cast<NvDsInferDataType>(layers[i].data_type);
+            info.inferDims.numDims = layers[i].num_dims;
+            unsigned count = layers[i].num_dims < NVDSINFER_MAX_DIMS ? layers[i].num_dims : NVDSINFER_MAX_DIMS;
+            unsigned long long elements = 1;
+            for (unsigned k = 0; k < count; ++k) {
+                info.inferDims.d[k] = layers[i].dims[k];
+                elements *= layers[i].dims[k];
+            }
+            info.inferDims.numElements = static_cast<unsigned>(elements);
+            info.bindingIndex = static_cast<int>(i) + 1;  // binding 0 is the input
+            info.layerName = layers[i].name;
+            info.buffer = const_cast<void*>(layers[i].buffer);
+            info.isInput = 0;
+        }
+        NvDsInferNetworkInfo net{net_width, net_height, net_channels};
+        NvDsInferParseDetectionParams params;
+        params.numClassesConfigured = num_classes_configured;
+        if (precluster_count)
+            params.perClassPreclusterThreshold.assign(precluster_thresholds,
+                                                      precluster_thresholds + precluster_count);
+        if (postcluster_count)
+            params.perClassPostclusterThreshold.assign(postcluster_thresholds,
+                                                       postcluster_thresholds + postcluster_count);
+        bool ok = p->abi == 8 ? call_detector<ObjectInfoAbi8>(p, infos, net, params)
+                              : call_detector<ObjectInfoAbi9>(p, infos, net, params);
+        if (object_count) *object_count = p->objects.size();
+        return ok ? DSP_PARSER_TRUE : DSP_PARSER_FALSE;
+    } catch (const std::exception& e) {
+        p->error = std::string("parser threw: ") + e.what();
+    } catch (...) {
+        p->error = "parser threw a non-standard exception";
+    }
+    return DSP_PARSER_THREW;
+}
+
+size_t dsp_parser_objects(const dsp_parser* p, dsp_object* out, size_t capacity) {
+    if (p == nullptr || out == nullptr) return 0;
+    size_t n = p->objects.size() < capacity ? p->objects.size() : capacity;
+    if (n) std::memcpy(out, p->objects.data(), n * sizeof(dsp_object));
+    return n;
+}
+
+const char* dsp_parser_error(const dsp_parser* p) { return p ? p->error.c_str() : "no parser"; }
+
+int dsp_parser_abi(const dsp_parser* p) { return p ? p->abi : 0; }
+
+void dsp_parser_close(dsp_parser* p) {
+    if (p == nullptr) return;
+    if (p->handle) dlclose(p->handle);
+    delete p;
+}
+
+}  // extern "C"

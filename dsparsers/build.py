@@ -1,0 +1,116 @@
+"""Building a generated parser directory with Meson into the loadable module nvinfer dlopens."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import BuildError, UsageError
+from .output_dir import MANIFEST
+
+STANDARD_DEEPSTREAM_INCLUDES = Path("/opt/nvidia/deepstream/deepstream/sources/includes")
+
+
+@dataclass(frozen=True)
+class BuildResult:
+    library: Path
+    function: str
+    abi: int
+    headers: str
+    log: Path
+
+
+def meson_command() -> list[str]:
+    """Meson from this Python environment (the PyPI package), else one on PATH."""
+    try:
+        import mesonbuild  # noqa: F401
+    except ImportError:
+        found = shutil.which("meson")
+        if found is None:
+            raise BuildError("meson is not installed: pip install meson ninja") from None
+        return [found]
+    return [sys.executable, "-m", "mesonbuild.mesonmain"]
+
+
+def build_environment() -> dict[str, str]:
+    env = dict(os.environ)
+    try:
+        import ninja
+
+        env.setdefault("NINJA", str(Path(ninja.BIN_DIR) / "ninja"))
+    except ImportError:
+        if shutil.which("ninja") is None:
+            raise BuildError("ninja is not installed: pip install ninja") from None
+    return env
+
+
+def _compiler_missing(text: str) -> bool:
+    return "Unknown compiler" in text or "No C++ compiler" in text or "compiler for language" in text.lower() and "not found" in text.lower()
+
+
+def _first_error(text: str) -> str:
+    for line in text.splitlines():
+        if re.search(r"\berror\b", line, re.IGNORECASE) and not line.startswith("ninja: build stopped"):
+            return line.strip()
+    lines = [line for line in text.splitlines() if line.strip()]
+    return lines[-1].strip() if lines else "no output"
+
+
+def _run(cmd: list[str], log: Path, what: str, cwd: Path | None = None) -> None:
+    proc = subprocess.run(cmd, cwd=cwd, env=build_environment(), stdout=subprocess.PIPE,
+                          stderr=subprocess.STDOUT, text=True, errors="replace")
+    with log.open("a", encoding="utf-8") as handle:
+        handle.write(f"$ {' '.join(cmd)}\n{proc.stdout}\n")
+    if proc.returncode != 0:
+        if _compiler_missing(proc.stdout):
+            raise BuildError("no C++ compiler found: install g++ (Debian/Ubuntu: apt-get install g++) "
+                             f"(log: {log})")
+        raise BuildError(f"{what} failed: {_first_error(proc.stdout)} (full log: {log})")
+
+
+def build_directory(directory: Path, *, abi: int | None = None, deepstream_include: Path | str | None = None,
+                    builddir: str = "build") -> BuildResult:
+    """meson setup (release, -O3) + compile in ``directory``/``builddir``; returns the library path.
+
+    ``abi`` None lets the build decide (DeepStream's headers when found, else 9); ``deepstream_include``
+    None uses the standard install location when present, "bundled" forces the bundled headers.
+    """
+    directory = Path(directory).resolve()
+    manifest_path = directory / MANIFEST
+    if not (directory / "meson.build").is_file() or not manifest_path.is_file():
+        raise UsageError(f"{directory}: not a directory written by `dsparsers generate` (no meson.build/{MANIFEST})")
+    manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+    if abi not in (None, 8, 9):
+        raise UsageError(f"--abi {abi}: expected 8 (DeepStream <= 8.x) or 9 (DeepStream >= 9.0)")
+    options = [f"-Ddeepstream_abi={abi if abi else 'auto'}"]
+    if deepstream_include is not None:
+        include = str(deepstream_include)
+        if include not in ("auto", "bundled"):
+            path = Path(include)
+            if not (path / "nvdsinfer_custom_impl.h").is_file():
+                raise UsageError(f"--deepstream-include {path}: no nvdsinfer_custom_impl.h there")
+            include = str(path.resolve())
+        options.append(f"-Ddeepstream_include={include}")
+    build = directory / builddir
+    log = directory / f"{builddir}.log"
+    log.write_text("", encoding="utf-8")
+    meson = meson_command()
+    if (build / "build.ninja").is_file():
+        _run(meson + ["configure", str(build), *options], log, "meson configure")
+    else:
+        if build.exists():
+            shutil.rmtree(build)
+        _run(meson + ["setup", str(build), str(directory), "--buildtype=release", *options], log, "meson setup")
+    _run(meson + ["compile", "-C", str(build)], log, "compile")
+    library = build / manifest["library"]
+    info_path = build / (manifest["library"] + ".json")
+    if not library.is_file() or not info_path.is_file():
+        raise BuildError(f"the build finished but {library} is missing (full log: {log})")
+    info = json.loads(info_path.read_text(encoding="utf-8"))
+    return BuildResult(library, manifest["function"], int(info["abi"]), str(info["headers"]), log)

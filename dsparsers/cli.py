@@ -1,0 +1,277 @@
+"""The dsparsers command line: plugins, inspect, generate, build, conform."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from . import __version__
+from .architecture import GenerateOptions
+from .errors import DsparsersError, UsageError
+
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+class Group(click.Group):
+    """Turns DsparsersError into one line on stderr and its exit code."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except DsparsersError as exc:
+            print(f"dsparsers: error: {exc}", file=sys.stderr)
+            if exc.details:
+                print(exc.details, file=sys.stderr)
+            ctx.exit(exc.exit_code)
+
+
+def _registry():
+    from .registry import get_registry
+
+    return get_registry()
+
+
+def _parse_size(text: str | None, option: str) -> tuple[int, int] | None:
+    if text is None:
+        return None
+    try:
+        if "x" in text.lower():
+            w, h = text.lower().split("x", 1)
+            size = (int(w), int(h))
+        else:
+            size = (int(text), int(text))
+    except ValueError:
+        raise UsageError(f"{option} {text!r}: expected WIDTH or WIDTHxHEIGHT, e.g. 640 or 1280x736") from None
+    if min(size) <= 0 or max(size) > 16384:
+        raise UsageError(f"{option} {text!r}: sizes must be between 1 and 16384")
+    return size
+
+
+def _parse_extra(pairs: tuple[str, ...]) -> dict[str, str]:
+    extra = {}
+    for pair in pairs:
+        if "=" not in pair:
+            raise UsageError(f"-O {pair!r}: expected KEY=VALUE")
+        key, value = pair.split("=", 1)
+        extra[key.strip()] = value.strip()
+    return extra
+
+
+def _options(classes, input_size, extra) -> GenerateOptions:
+    if classes is not None and not 1 <= classes <= 100000:
+        raise UsageError(f"--classes {classes}: expected 1 to 100000")
+    return GenerateOptions(classes, _parse_size(input_size, "--input"), _parse_extra(extra))
+
+
+@click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="dsparsers")
+def main():
+    """Generate, build and prove DeepStream Gst-nvinfer custom output parsers from ONNX detectors."""
+
+
+# -- plugins ------------------------------------------------------------------------------------
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def plugins(as_json):
+    """List the architectures, their aliases, providing plugin and the head each recognises."""
+    registry = _registry()
+    rows = [{"architecture": p.architecture.name, "aliases": list(p.architecture.aliases),
+             "plugin": p.plugin, "distribution": p.distribution, "head": p.architecture.head,
+             "function": p.architecture.function_name, "summary": p.architecture.summary}
+            for p in registry.architectures()]
+    if as_json:
+        print(json.dumps({"architectures": rows, "load_failures": [
+            {"plugin": n, "error": e} for n, e in registry.load_failures]}, indent=2))
+        return
+    table = Table(title="dsparsers architectures")
+    for column in ("architecture", "aliases", "plugin", "distribution", "head"):
+        table.add_column(column, overflow="fold")
+    for row in rows:
+        table.add_row(row["architecture"], ", ".join(row["aliases"]), row["plugin"], row["distribution"], row["head"])
+    out.print(table)
+    for name, error in registry.load_failures:
+        err.print(f"[yellow]plugin {name!r} failed to load:[/] {error}", markup=True)
+
+
+# -- inspect ------------------------------------------------------------------------------------
+@main.command()
+@click.argument("model", type=click.Path(path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def inspect(model, as_json):
+    """Show a model's inputs, outputs, metadata and the architectures that match its heads."""
+    from .model import load_model
+
+    info = load_model(model)
+    matches = _registry().rank(info)
+    tensors = lambda ts: [{"name": t.name, "shape": list(t.shape), "dtype": t.dtype} for t in ts]  # noqa: E731
+    if as_json:
+        print(json.dumps({"file": str(info.path), "sha256": info.sha256, "opset": info.opset,
+                          "producer": info.producer, "inputs": tensors(info.inputs), "outputs": tensors(info.outputs),
+                          "metadata": info.metadata,
+                          "matches": [{"architecture": m.architecture, "score": m.score, "reason": m.reason}
+                                      for m in matches]}, indent=2, ensure_ascii=True))
+        return
+    out.print(f"[bold]{info.path}[/]  sha256 {info.sha256[:16]}...  opset {info.opset}  {info.producer}")
+    for title, items in (("inputs", info.inputs), ("outputs", info.outputs)):
+        table = Table(title=title, title_justify="left")
+        for column in ("name", "shape", "dtype", "produced by"):
+            table.add_column(column, overflow="fold")
+        for t in items:
+            chain = " <- ".join(info.upstream_ops(t.name, depth=2)) or "-"
+            table.add_row(t.name, t.shape_text(), t.dtype, chain)
+        out.print(table)
+    if info.metadata:
+        table = Table(title="metadata", title_justify="left")
+        table.add_column("key")
+        table.add_column("value", overflow="fold")
+        for key, value in info.metadata.items():
+            table.add_row(key, value if len(value) <= 160 else value[:157] + "...")
+        out.print(table)
+    positive = [m for m in matches if m.score > 0]
+    if positive:
+        table = Table(title="matching architectures (best first)", title_justify="left")
+        for column in ("architecture", "score", "why"):
+            table.add_column(column, overflow="fold")
+        for m in positive:
+            table.add_row(m.architecture, f"{m.score:.2f}", m.reason)
+        out.print(table)
+    else:
+        from .selection import heads_text
+
+        near = [m for m in matches if m.score == 0]
+        out.print(f"[yellow]no architecture recognises these heads:[/] {heads_text(info)}")
+        for m in near:
+            out.print(f"  closest: {m.architecture}: {m.reason}")
+        if not near:
+            out.print("  known heads: " + "; ".join(f"{p.architecture.name}: {p.architecture.head}"
+                                                   for p in _registry().architectures()))
+
+
+# -- generate -----------------------------------------------------------------------------------
+@main.command()
+@click.option("--arch", help="Architecture name or alias (see `dsparsers plugins`); detected from --onnx if omitted.")
+@click.option("--onnx", "onnx_path", type=click.Path(path_type=Path), help="The exported model.")
+@click.option("-o", "--output", type=click.Path(path_type=Path), help="Output directory [default: parser_<arch>].")
+@click.option("--classes", type=int, help="Class count (without --onnx; default 80).")
+@click.option("--input", "input_size", help="Network input WxH (without --onnx; default 640x640).")
+@click.option("-O", "extra", multiple=True, metavar="KEY=VALUE", help="Architecture-specific option.")
+@click.option("--build/--no-build", "do_build", default=False, help="Build the library after generating.")
+@click.option("--abi", type=click.Choice(["8", "9"]), help="DeepStream ABI (8: <= 8.x, 9: >= 9.0) [default: from headers, else 9].")
+@click.option("--deepstream-include", type=click.Path(path_type=Path), help="DeepStream sources/includes to build against.")
+@click.option("--force", is_flag=True, help="Overwrite files edited since dsparsers wrote them.")
+def generate(arch, onnx_path, output, classes, input_size, extra, do_build, abi, deepstream_include, force):
+    """Write a parser (C++, meson.build, nvinfer config, labels) for a model or a canonical head."""
+    from .codegen import render_parser
+    from .model import load_model
+    from .output_dir import write_directory
+    from .selection import choose
+
+    registry = _registry()
+    model = load_model(onnx_path) if onnx_path is not None else None
+    choice = choose(registry, model, arch)
+    architecture = choice.provided.architecture
+    params = architecture.head_params(model, _options(classes, input_size, extra))
+    stem = choice.requested_as
+    output = output or Path(f"parser_{stem.replace('-', '_')}")
+    onnx_file = os.path.relpath(Path(onnx_path).resolve(), Path(output).resolve()) if model else None
+    generated = render_parser(architecture, params, requested_as=stem, model=model, onnx_file=onnx_file,
+                              template_dirs=registry.template_dirs())
+    write_directory(output, generated.files, force=force)
+    table = Table(title=f"generated {architecture.name}" + (f" (as {stem})" if stem != architecture.name else ""),
+                  title_justify="left", show_header=False)
+    table.add_column("what")
+    table.add_column("value", overflow="fold")
+    if model is not None:
+        best = next((m for m in choice.matches if m.architecture == architecture.name), None)
+        table.add_row("model", f"{model.path} ({'matched: ' + best.reason if best else 'chosen by --arch'})")
+    table.add_row("head", generated.head)
+    table.add_row("function", generated.function_name)
+    table.add_row("source", str(Path(output) / generated.source_name))
+    table.add_row("config", str(Path(output) / generated.config_name))
+    table.add_row("labels", str(Path(output) / "labels.txt"))
+    if do_build:
+        result = _build(Path(output), abi, deepstream_include)
+        table.add_row("library", f"{result.library} (DeepStream ABI {result.abi}, {result.headers} headers)")
+    else:
+        table.add_row("next", f"dsparsers build {output}")
+    out.print(table)
+    if do_build:
+        _print_load_lines(result)
+
+
+def _build(directory: Path, abi, deepstream_include):
+    from .build import build_directory
+
+    with err.status(f"building {directory} with meson (release, -O3)..."):
+        return build_directory(directory, abi=int(abi) if abi else None, deepstream_include=deepstream_include)
+
+
+def _print_load_lines(result) -> None:
+    out.print("[bold]nvinfer config lines that load it:[/]")
+    print(f"parse-bbox-func-name={result.function}")
+    print(f"custom-lib-path={result.library}")
+
+
+# -- build --------------------------------------------------------------------------------------
+@main.command()
+@click.argument("directory", type=click.Path(path_type=Path))
+@click.option("--abi", type=click.Choice(["8", "9"]), help="DeepStream ABI (8: <= 8.x, 9: >= 9.0) [default: from headers, else 9].")
+@click.option("--deepstream-include", type=click.Path(path_type=Path), help="DeepStream sources/includes to build against ('bundled' for the bundled header).")
+def build(directory, abi, deepstream_include):
+    """Build a generated parser directory into the library nvinfer loads."""
+    result = _build(directory, abi, deepstream_include)
+    out.print(f"built [bold]{result.library}[/] (DeepStream ABI {result.abi}, {result.headers} headers; log {result.log})")
+    _print_load_lines(result)
+
+
+# -- conform ------------------------------------------------------------------------------------
+@main.command()
+@click.option("--lib", "library", type=click.Path(path_type=Path), help="Parser library (.so) to test.")
+@click.option("--func", "function", help="Parse function name (parse-bbox-func-name).")
+@click.option("--arch", help="Architecture whose reference decides what is right.")
+@click.option("--dir", "directory", type=click.Path(path_type=Path), help="A generated directory: library, function, architecture and head are read from it.")
+@click.option("--examples", default=200, show_default=True, type=click.IntRange(1, 100000), help="Hypothesis examples.")
+@click.option("--abi", type=click.Choice(["8", "9"]), help="Object layout the library was built for [default: its build record, else 9].")
+@click.option("--seed", type=int, help="Hypothesis seed, to reproduce a run.")
+@click.option("--classes", type=int, help="Class count of the head the library parses [default: 80].")
+@click.option("--input", "input_size", help="Network input WxH [default: 640x640].")
+@click.option("-O", "extra", multiple=True, metavar="KEY=VALUE", help="Architecture-specific option (e.g. -O layout=rows).")
+def conform(library, function, arch, directory, examples, abi, seed, classes, input_size, extra):
+    """Check a parser library against the reference decoder on generated tensors."""
+    from .conformance import render_report, run_conformance
+    from .harness import ParserLibrary
+
+    registry = _registry()
+    if directory is not None:
+        manifest_path = Path(directory) / "dsparsers.json"
+        try:
+            manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise UsageError(f"--dir {directory}: cannot read {manifest_path.name}: {exc}") from None
+        architecture = registry.get(arch or manifest["architecture"]).architecture
+        params = architecture.params_from_dict(manifest["params"])
+        library = library or Path(directory) / "build" / manifest["library"]
+        function = function or manifest["function"]
+    else:
+        missing = [name for name, value in (("--lib", library), ("--func", function), ("--arch", arch)) if not value]
+        if missing:
+            raise UsageError(f"{', '.join(missing)} required (or --dir with a generated directory)")
+        architecture = registry.get(arch).architecture
+        params = architecture.head_params(None, _options(classes, input_size, extra))
+    with ParserLibrary(library, function, int(abi) if abi else None) as parser:
+        with err.status(f"conformance: {examples} examples through {function}...") as status:
+            report = run_conformance(parser, architecture, params, examples=examples, seed=seed,
+                                     progress=lambda n: status.update(f"conformance: example {n}/{examples}"))
+    render_report(report, out)
+    sys.exit(0 if report.passed else 1)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,181 @@
+"""Conformance: a parser library against an architecture's reference decoder, on Hypothesis cases.
+
+The first mismatch Hypothesis finds is shrunk to a minimal case and reported as a table: the input
+that matters, then expected and actual objects side by side.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from .architecture import Architecture, HeadParams
+from .errors import LibraryError
+from .parser_io import ParseOutcome, ParserCase
+
+FIELDS = ("left", "top", "width", "height", "confidence")
+
+
+@dataclass(frozen=True)
+class Tolerance:
+    """|actual - expected| <= absolute + relative * |expected|, per field kind."""
+
+    box_absolute: float = 1e-3  # network pixels
+    box_relative: float = 1e-5
+    score_absolute: float = 1e-6
+    score_relative: float = 1e-6
+
+    def close(self, field_name: str, expected: float, actual: float) -> bool:
+        if field_name == "confidence":
+            return abs(actual - expected) <= self.score_absolute + self.score_relative * abs(expected)
+        return abs(actual - expected) <= self.box_absolute + self.box_relative * abs(expected)
+
+
+@dataclass(frozen=True)
+class Mismatch:
+    summary: str
+    expected: ParseOutcome
+    actual: ParseOutcome | None
+    missing: np.ndarray | None = None  # expected objects the library did not return
+    extra: np.ndarray | None = None  # objects the library returned that the reference did not
+
+
+def _same(row_a, row_b, tol: Tolerance) -> bool:
+    if int(row_a["class_id"]) != int(row_b["class_id"]):
+        return False
+    return all(tol.close(f, float(row_a[f]), float(row_b[f])) for f in FIELDS)
+
+
+def compare(expected: ParseOutcome, actual: ParseOutcome, tol: Tolerance = Tolerance()) -> Mismatch | None:
+    """None when the library did what the reference says (objects compared as multisets)."""
+    if expected.accepted != actual.accepted:
+        if expected.accepted:
+            return Mismatch(f"the library returned false; the reference accepts the input and expects "
+                            f"{len(expected.objects)} object(s)", expected, actual)
+        return Mismatch(f"the library returned true with {len(actual.objects)} object(s); the reference "
+                        f"rejects the input ({expected.message})", expected, actual)
+    if not expected.accepted:
+        return None
+    unmatched = list(range(len(actual.objects)))
+    missing = []
+    for row in expected.objects:
+        hit = next((k for k in unmatched if _same(row, actual.objects[k], tol)), None)
+        if hit is None:
+            missing.append(row)
+        else:
+            unmatched.remove(hit)
+    if not missing and not unmatched:
+        return None
+    missing_arr = np.array(missing, dtype=expected.objects.dtype)
+    extra_arr = actual.objects[unmatched]
+    return Mismatch(f"expected {len(expected.objects)} object(s), the library returned {len(actual.objects)}: "
+                    f"{len(missing_arr)} missing, {len(extra_arr)} unexpected", expected, actual, missing_arr, extra_arr)
+
+
+@dataclass
+class ConformanceReport:
+    library: str
+    function: str
+    architecture: str
+    head: str
+    abi: int
+    examples: int
+    mismatch: Mismatch | None = None
+    case: ParserCase | None = None
+    explain: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def passed(self) -> bool:
+        return self.mismatch is None
+
+
+class _Failed(AssertionError):
+    pass
+
+
+def run_conformance(library, arch: Architecture, params: HeadParams, *, examples: int = 200,
+                    derandomize: bool = False, seed: int | None = None, tolerance: Tolerance = Tolerance(),
+                    progress=None) -> ConformanceReport:
+    """Run ``examples`` Hypothesis cases through ``library`` (a harness.ParserLibrary) and the reference."""
+    from hypothesis import HealthCheck, Verbosity, given, settings
+    from hypothesis import seed as hypothesis_seed
+
+    report = ConformanceReport(str(library.path), library.function, arch.name, arch.describe(params), library.abi, 0)
+    last: dict[str, Any] = {}
+
+    def check(case: ParserCase) -> None:
+        report.examples += 1
+        if progress is not None:
+            progress(report.examples)
+        expected = arch.reference(case, params)
+        try:
+            actual = library.parse(case)
+        except LibraryError as exc:
+            mismatch = Mismatch(str(exc), expected, None)
+        else:
+            mismatch = compare(expected, actual, tolerance)
+        if mismatch is not None:
+            last["case"], last["mismatch"] = case, mismatch
+            raise _Failed(mismatch.summary)
+
+    test = given(arch.strategy(params))(check)
+    test = settings(max_examples=examples, deadline=None, database=None, derandomize=derandomize,
+                    report_multiple_bugs=False, suppress_health_check=list(HealthCheck),
+                    verbosity=Verbosity.quiet, print_blob=False)(test)
+    if seed is not None and not derandomize:
+        test = hypothesis_seed(seed)(test)
+    try:
+        test()
+    except _Failed:
+        # Hypothesis replays the shrunk example last, so `last` holds the minimal failing case.
+        report.case, report.mismatch = last["case"], last["mismatch"]
+        report.explain = arch.explain(report.case, params)
+    return report
+
+
+def render_report(report: ConformanceReport, console) -> None:
+    """Print a report with rich: a verdict line, and for a failure the minimal case and the object diff."""
+    from rich.table import Table
+
+    verdict = "[bold green]PASS[/]" if report.passed else "[bold red]FAIL[/]"
+    console.print(f"{verdict} {report.function} in {report.library}: {report.architecture} ({report.head}), "
+                  f"ABI {report.abi}, {report.examples} example(s)")
+    if report.passed:
+        return
+    case, mismatch = report.case, report.mismatch
+    console.print(f"[red]first mismatch, shrunk:[/] {mismatch.summary}")
+    inputs = Table(title="minimal input", show_lines=False)
+    for column in ("layer", "type", "dims", "network", "classes configured", "pre-cluster thresholds"):
+        inputs.add_column(column)
+    thresholds = case.params.precluster
+    shown = ", ".join(f"{t:g}" for t in thresholds[:6]) + (" ..." if len(thresholds) > 6 else "")
+    for layer in case.layers:
+        inputs.add_row(layer.name, layer.reported_type.name, str(list(layer.reported_dims)),
+                       f"{case.network.width}x{case.network.height}", str(case.params.num_classes_configured),
+                       f"[{shown}] ({len(thresholds)})")
+    console.print(inputs)
+    if report.explain:
+        detail = Table(title="candidates (as the reference reads them)")
+        for column in report.explain[0]:
+            detail.add_column(column, justify="right")
+        for row in report.explain:
+            detail.add_row(*(f"{v:.6g}" if isinstance(v, float) else str(v) for v in row.values()))
+        console.print(detail)
+    diff = Table(title="objects: reference vs library")
+    for column in ("", "class", *FIELDS):
+        diff.add_column(column, justify="right")
+
+    def rows(label, arr, style):
+        for obj in arr if arr is not None else []:
+            diff.add_row(f"[{style}]{label}[/]", str(int(obj["class_id"])), *(f"{float(obj[f]):.6g}" for f in FIELDS))
+
+    if mismatch.missing is not None or mismatch.extra is not None:
+        rows("missing (expected)", mismatch.missing, "red")
+        rows("unexpected (library)", mismatch.extra, "yellow")
+    else:
+        rows("expected", mismatch.expected.objects if mismatch.expected.accepted else None, "cyan")
+        rows("library", mismatch.actual.objects if mismatch.actual is not None else None, "yellow")
+    if diff.row_count:
+        console.print(diff)

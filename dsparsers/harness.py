@@ -1,0 +1,194 @@
+"""The nvinfer-style harness: calls a parser library exactly as Gst-nvinfer does, from Python.
+
+cpp_runtime/loader is built once (with meson, into the cache directory) into a small shared library
+that dlopens the parser library, dlsyms the function by name, builds the std::vector of
+NvDsInferLayerInfo and the NvDsInferParseDetectionParams in place, calls, and copies the objects out.
+Python reaches it through cffi (ABI mode: no compiler needed at import time once it is built).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+import threading
+from pathlib import Path
+
+import numpy as np
+
+from .build import _run
+from .build import meson_command
+from .errors import LibraryError
+from .parser_io import DETECTION_DTYPE, ParseOutcome, ParserCase
+from .paths import CPP_RUNTIME_DIR, cache_dir
+
+CDEF = """
+typedef struct dsp_layer {
+    int data_type;
+    unsigned num_dims;
+    unsigned dims[8];
+    const char* name;
+    const void* buffer;
+} dsp_layer;
+typedef struct dsp_object {
+    unsigned class_id;
+    float left, top, width, height, confidence, rotation_angle;
+} dsp_object;
+typedef struct dsp_parser dsp_parser;
+dsp_parser* dsp_parser_open(const char*, const char*, int, char*, size_t);
+int dsp_parser_parse(dsp_parser*, const dsp_layer*, unsigned, unsigned, unsigned, unsigned, unsigned,
+                     const float*, size_t, const float*, size_t, size_t*);
+size_t dsp_parser_objects(const dsp_parser*, dsp_object*, size_t);
+const char* dsp_parser_error(const dsp_parser*);
+int dsp_parser_abi(const dsp_parser*);
+void dsp_parser_close(dsp_parser*);
+"""
+
+PARSER_TRUE, PARSER_FALSE, PARSER_THREW, PARSER_BAD_CALL = 1, 0, -1, -2
+
+_LOADER_SOURCES = ("meson.build", "loader/nvinfer_loader.cpp", "loader/nvinfer_loader.h",
+                   "include/dsparsers/nvdsinfer_abi.h")
+_lock = threading.Lock()
+_ffi = None
+_lib = None
+
+
+def _loader_key() -> str:
+    digest = hashlib.sha256()
+    for name in _LOADER_SOURCES:
+        digest.update(name.encode())
+        digest.update((CPP_RUNTIME_DIR / name).read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def loader_library() -> Path:
+    """Path of the built loader, building it into the cache directory when missing."""
+    target = cache_dir() / f"libdsparsers_nvinfer_loader-{_loader_key()}.so"
+    if target.is_file():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix="loader-build-", dir=target.parent))
+    try:
+        log = work / "build.log"
+        meson = meson_command()
+        _run(meson + ["setup", str(work / "build"), str(CPP_RUNTIME_DIR), "--buildtype=release"], log,
+             "building the nvinfer-style loader (meson setup)")
+        _run(meson + ["compile", "-C", str(work / "build")], log, "building the nvinfer-style loader")
+        staged = work / target.name
+        shutil.copy2(work / "build" / "libdsparsers_nvinfer_loader.so", staged)
+        os.replace(staged, target)  # atomic: concurrent builders leave one complete file
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return target
+
+
+def _bridge():
+    global _ffi, _lib
+    with _lock:
+        if _lib is None:
+            import cffi
+
+            ffi = cffi.FFI()
+            ffi.cdef(CDEF)
+            _lib = ffi.dlopen(str(loader_library()))
+            _ffi = ffi
+    return _ffi, _lib
+
+
+def read_library_info(library: Path) -> dict | None:
+    """The build record beside a library built by dsparsers (lib*.so.json), if any."""
+    try:
+        return json.loads(Path(str(library) + ".json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
+class ParserLibrary:
+    """A parser library opened the way nvinfer opens it. One instance per thread."""
+
+    def __init__(self, path: str | os.PathLike, function: str, abi: int | None = None):
+        self.path = Path(path)
+        self.function = function
+        if not self.path.is_file():
+            raise LibraryError(f"--lib {self.path}: no such file")
+        info = read_library_info(self.path)
+        recorded = int(info["abi"]) if info and "abi" in info else None
+        if abi is None:
+            abi = recorded or 9
+        elif recorded is not None and recorded != abi:
+            raise LibraryError(f"--abi {abi}: {self.path.name} was built for DeepStream ABI {recorded} "
+                               f"(see {self.path.name}.json); calling it with the other layout corrupts memory")
+        self.abi = abi
+        ffi, lib = _bridge()
+        self._ffi, self._lib = ffi, lib
+        error = ffi.new("char[]", 1024)
+        handle = lib.dsp_parser_open(os.fsencode(self.path.resolve()), function.encode(), abi, error, 1024)
+        if handle == ffi.NULL:
+            message = ffi.string(error).decode("utf-8", "replace")
+            if "dlsym" in message:
+                exported = exported_parse_functions(self.path)
+                hint = f"; it exports {', '.join(exported)}" if exported else "; it exports no NvDsInfer* function"
+                raise LibraryError(f"--func {function}: not found in {self.path}{hint}")
+            raise LibraryError(f"--lib {self.path}: {message}")
+        self._handle = handle
+
+    def parse(self, case: ParserCase) -> ParseOutcome:
+        ffi, lib = self._ffi, self._lib
+        keep = []  # buffers that must outlive the call
+        layers = ffi.new("dsp_layer[]", max(1, len(case.layers)))
+        for slot, layer in zip(layers, case.layers):
+            data = np.ascontiguousarray(layer.data)
+            keep.append(data)
+            dims = layer.reported_dims
+            slot.data_type = int(layer.reported_type)
+            slot.num_dims = len(dims)
+            for k, d in enumerate(dims[:8]):
+                slot.dims[k] = int(d)
+            name = ffi.new("char[]", layer.name.encode("utf-8", "surrogateescape"))
+            keep.append(name)
+            slot.name = name
+            slot.buffer = ffi.from_buffer(data) if data.nbytes else ffi.NULL
+        pre = np.asarray(case.params.precluster, np.float32)
+        post = np.asarray(case.params.postcluster, np.float32)
+        count = ffi.new("size_t*")
+        status = lib.dsp_parser_parse(
+            self._handle, layers, len(case.layers), case.network.width, case.network.height,
+            case.network.channels, case.params.num_classes_configured,
+            ffi.from_buffer("float[]", pre) if pre.size else ffi.NULL, pre.size,
+            ffi.from_buffer("float[]", post) if post.size else ffi.NULL, post.size, count)
+        if status in (PARSER_THREW, PARSER_BAD_CALL):
+            message = ffi.string(lib.dsp_parser_error(self._handle)).decode("utf-8", "replace")
+            raise LibraryError(f"{self.path.name}:{self.function}: {message}")
+        objects = np.zeros(count[0], DETECTION_DTYPE)
+        if count[0]:
+            lib.dsp_parser_objects(self._handle, ffi.cast("dsp_object*", ffi.from_buffer(objects)), count[0])
+        return ParseOutcome(status == PARSER_TRUE, objects)
+
+    def close(self) -> None:
+        if getattr(self, "_handle", None) is not None:
+            self._lib.dsp_parser_close(self._handle)
+            self._handle = None
+
+    def __enter__(self) -> "ParserLibrary":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __del__(self):
+        try:
+            self.close()
+        except Exception:
+            pass
+
+
+def exported_parse_functions(library: Path) -> list[str]:
+    """Names of the NvDsInfer* functions a library exports (read from its dynamic symbol table)."""
+    from .elf_symbols import dynamic_symbols
+
+    try:
+        return sorted(s for s in dynamic_symbols(library) if s.startswith("NvDsInfer"))
+    except (OSError, ValueError):
+        return []

@@ -1,0 +1,92 @@
+"""NumPy building blocks shared by the reference decoders.
+
+Each step does exactly what the generated C++ does, in float32, in the same order, so that a
+reference decoder and a correct parser agree to the last bit on x86-64 (and within rounding where a
+compiler contracts into FMA).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .parser_io import DETECTION_DTYPE, DataType, DetectionParams, Layer, NetworkInfo
+
+FLOAT_TYPES = (DataType.FLOAT, DataType.HALF)
+
+
+def layer_view(layer: Layer) -> np.ndarray:
+    """The layer's data as float32, shaped by its reported dims (what the parser would read)."""
+    dims = layer.reported_dims
+    count = int(np.prod(dims, dtype=np.int64)) if dims else 1
+    flat = np.ascontiguousarray(layer.data).reshape(-1)[:count]
+    return flat.astype(np.float32).reshape(dims)
+
+
+def find_layer(layers: tuple[Layer, ...], name: str, shape_ok) -> Layer | None:
+    """The layer called ``name``, else the first whose reported dims satisfy ``shape_ok`` (as the C++)."""
+    for layer in layers:
+        if layer.name == name:
+            return layer
+    for layer in layers:
+        if shape_ok(layer.reported_dims):
+            return layer
+    return None
+
+
+def best_class(scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per candidate (rows), the highest score and its class; NaN never wins, ties go to the lower class.
+
+    A candidate whose every score is NaN gets -inf (and is then dropped as not finite).
+    """
+    masked = np.where(np.isnan(scores), np.float32(-np.inf), scores).astype(np.float32)
+    if masked.shape[1] == 0:
+        return np.full(masked.shape[0], -np.inf, np.float32), np.zeros(masked.shape[0], np.int64)
+    cls = np.argmax(masked, axis=1)
+    return masked[np.arange(masked.shape[0]), cls], cls
+
+
+def threshold_of(cls: np.ndarray, params: DetectionParams) -> np.ndarray:
+    """perClassPreclusterThreshold[cls], nvinfer's default where the vector has no entry."""
+    table = np.array([params.precluster_threshold(c) for c in range(len(params.precluster) + 1)], np.float32)
+    return np.where(cls < len(params.precluster), table[np.minimum(cls, len(params.precluster))],
+                    table[len(params.precluster)])
+
+
+def keep_scores(best: np.ndarray, cls: np.ndarray, params: DetectionParams) -> np.ndarray:
+    """Finite score, class configured, score >= its class threshold (a NaN threshold keeps nothing)."""
+    with np.errstate(invalid="ignore"):
+        return np.isfinite(best) & (cls < params.num_classes_configured) & (best >= threshold_of(cls, params))
+
+
+def corners_from_center(cx, cy, w, h):
+    half_w = (w * np.float32(0.5)).astype(np.float32)
+    half_h = (h * np.float32(0.5)).astype(np.float32)
+    return (cx - half_w).astype(np.float32), (cy - half_h).astype(np.float32), \
+        (cx + half_w).astype(np.float32), (cy + half_h).astype(np.float32)
+
+
+def boxes_to_detections(x1, y1, x2, y2, cls, conf, network: NetworkInfo) -> np.ndarray:
+    """Corners in network pixels -> detections: clipped to the network, w or h < 1 pixel dropped.
+
+    Callers drop non-finite corners first (the C++ does: a NaN would otherwise clip to an edge).
+    """
+    width, height = np.float32(network.width), np.float32(network.height)
+    x1 = np.clip(np.asarray(x1, np.float32), np.float32(0), width)
+    x2 = np.clip(np.asarray(x2, np.float32), np.float32(0), width)
+    y1 = np.clip(np.asarray(y1, np.float32), np.float32(0), height)
+    y2 = np.clip(np.asarray(y2, np.float32), np.float32(0), height)
+    w = (x2 - x1).astype(np.float32)
+    h = (y2 - y1).astype(np.float32)
+    keep = (w >= np.float32(1)) & (h >= np.float32(1))
+    out = np.zeros(int(keep.sum()), DETECTION_DTYPE)
+    out["class_id"] = np.asarray(cls)[keep]
+    out["left"], out["top"], out["width"], out["height"] = x1[keep], y1[keep], w[keep], h[keep]
+    out["confidence"] = np.asarray(conf, np.float32)[keep]
+    return out
+
+
+def all_finite(*columns: np.ndarray) -> np.ndarray:
+    mask = np.ones(np.shape(columns[0]), bool)
+    for column in columns:
+        mask &= np.isfinite(column)
+    return mask

@@ -1,0 +1,98 @@
+"""Hypothesis building blocks shared by the architectures' strategies.
+
+Structure (how many candidates, which are above threshold, which boxes fall outside, which values
+are NaN) is drawn by Hypothesis so that failures shrink to a minimal case; bulk filler (the scores
+of classes that do not matter) comes from a NumPy generator seeded by a drawn integer.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from hypothesis import strategies as st
+
+from .parser_io import DetectionParams, NetworkInfo
+
+#: network sizes people deploy, plus arbitrary multiples of 32
+networks = st.one_of(
+    st.sampled_from([NetworkInfo(640, 640), NetworkInfo(320, 320), NetworkInfo(1280, 1280),
+                     NetworkInfo(640, 384), NetworkInfo(416, 416)]),
+    st.builds(NetworkInfo, st.integers(1, 64).map(lambda k: 32 * k), st.integers(1, 64).map(lambda k: 32 * k)),
+)
+
+float_dtypes = st.sampled_from([np.float32, np.float16])
+
+
+def f32(low: float, high: float) -> st.SearchStrategy[float]:
+    """Finite float32 values in [low, high] (bounds rounded to float32)."""
+    return st.floats(float(np.float32(low)), float(np.float32(high)), width=32, allow_nan=False, allow_infinity=False)
+
+
+nonfinite = st.sampled_from([float("nan"), float("inf"), float("-inf")])
+
+
+@st.composite
+def detection_params(draw, num_classes: int) -> DetectionParams:
+    """nvinfer-like params: usually one threshold per configured class, sometimes per-class values,
+    sometimes a configured class count that differs from the model's, rarely a short vector."""
+    configured = draw(st.one_of(st.just(num_classes), st.integers(1, num_classes + 3)))
+    shape = draw(st.sampled_from(["uniform", "uniform", "per-class", "short"]))
+    if shape == "per-class":
+        seed = draw(st.integers(0, 2**32 - 1))
+        thresholds = tuple(float(v) for v in np.random.default_rng(seed).uniform(0.05, 0.95, configured).astype(np.float32))
+    else:
+        value = draw(st.one_of(st.sampled_from([0.0, 0.25, 0.5, 0.9]), f32(0.0, 1.0)))
+        length = configured if shape == "uniform" else draw(st.integers(0, max(0, configured - 1)))
+        thresholds = (value,) * length
+    return DetectionParams(configured, thresholds, (0.0,) * configured)
+
+
+@st.composite
+def center_box(draw, network: NetworkInfo) -> tuple[float, float, float, float]:
+    """(cx, cy, w, h) in network pixels: inside, straddling an edge, outside, tiny, huge, inverted, non-finite."""
+    W, H = float(network.width), float(network.height)
+    kind = draw(st.sampled_from(["inside", "inside", "inside", "edge", "outside", "tiny", "huge", "negative", "nonfinite"]))
+    if kind == "inside":
+        return (draw(f32(0, W)), draw(f32(0, H)), draw(f32(1, W)), draw(f32(1, H)))
+    if kind == "edge":
+        return (draw(st.sampled_from([0.0, W])) + draw(f32(-40, 40)), draw(st.sampled_from([0.0, H])) + draw(f32(-40, 40)),
+                draw(f32(1, 120)), draw(f32(1, 120)))
+    if kind == "outside":
+        return (draw(st.sampled_from([-1.0, 2.0])) * W, draw(f32(-2 * H, 3 * H)), draw(f32(1, W / 2)), draw(f32(1, H)))
+    if kind == "tiny":
+        return (draw(f32(0, W)), draw(f32(0, H)), draw(f32(0, 2)), draw(f32(0, 2)))
+    if kind == "huge":
+        return (draw(f32(-1e30, 1e30)), draw(f32(-1e30, 1e30)), draw(f32(0, 3e38)), draw(f32(0, 3e38)))
+    if kind == "negative":
+        return (draw(f32(0, W)), draw(f32(0, H)), draw(f32(-W, 0)), draw(f32(-H, H)))
+    box = [draw(f32(0, W)), draw(f32(0, H)), draw(f32(1, W)), draw(f32(1, H))]
+    box[draw(st.integers(0, 3))] = draw(nonfinite)
+    return tuple(box)
+
+
+@st.composite
+def class_scores(draw, count: int, num_classes: int, params: DetectionParams) -> np.ndarray:
+    """[count, C] float32 sigmoid-like scores: noise below 0.05, and per candidate one drawn profile."""
+    seed = draw(st.integers(0, 2**32 - 1))
+    scores = np.random.default_rng(seed).uniform(0.0, 0.05, (count, num_classes)).astype(np.float32)
+    everything = draw(st.sampled_from(["mixed", "mixed", "none", "all"]))
+    for i in range(count):
+        cls = draw(st.integers(0, num_classes - 1))
+        threshold = float(params.precluster_threshold(cls))
+        profile = {"none": "below", "all": "above"}.get(everything) or draw(
+            st.sampled_from(["below", "above", "above", "at", "nan", "inf", "tie"]))
+        if profile == "below":
+            scores[i, cls] = draw(f32(0.0, max(0.0, threshold - 1e-3))) if threshold > 0 else 0.0
+        elif profile == "above":
+            scores[i, cls] = draw(f32(min(1.0, threshold), 1.0))
+        elif profile == "at":
+            scores[i, cls] = threshold
+        elif profile == "nan":
+            scores[i, draw(st.integers(0, num_classes - 1))] = float("nan")
+            scores[i, cls] = draw(f32(0.0, 1.0))
+        elif profile == "inf":
+            scores[i, cls] = draw(st.sampled_from([float("inf"), float("-inf")]))
+        else:  # two classes share the top score: the lower class id must win
+            other = draw(st.integers(0, num_classes - 1))
+            value = draw(f32(min(1.0, threshold), 1.0))
+            scores[i, cls] = scores[i, other] = value
+    return scores
