@@ -41,6 +41,20 @@ class NodeInfo:
     op_type: str
     domain: str
     inputs: tuple[str, ...]
+    #: scalar and list attributes (ints, floats, strings); tensors and graphs are left out
+    attributes: dict = field(default_factory=dict, repr=False)
+
+
+def _attributes(node) -> dict:
+    import onnx
+
+    values = {}
+    for attr in node.attribute:
+        if attr.type in (onnx.AttributeProto.INT, onnx.AttributeProto.FLOAT, onnx.AttributeProto.STRING,
+                         onnx.AttributeProto.INTS, onnx.AttributeProto.FLOATS):
+            value = onnx.helper.get_attribute_value(attr)
+            values[attr.name] = value.decode("utf-8", "replace") if isinstance(value, bytes) else value
+    return values
 
 
 @dataclass(frozen=True)
@@ -182,7 +196,7 @@ def load_model(path: str | Path) -> ModelInfo:
         raise ModelError(f"{path}: the graph has no outputs")
     producers: dict[str, NodeInfo] = {}
     for node in graph.node:
-        info = NodeInfo(node.name, node.op_type, node.domain, tuple(node.input))
+        info = NodeInfo(node.name, node.op_type, node.domain, tuple(node.input), _attributes(node))
         for out in node.output:
             producers[out] = info
     opset = next((imp.version for imp in model.opset_import if imp.domain in ("", "ai.onnx")), None)

@@ -70,29 +70,40 @@ def center_box(draw, network: NetworkInfo) -> tuple[float, float, float, float]:
 
 
 @st.composite
-def class_scores(draw, count: int, num_classes: int, params: DetectionParams) -> np.ndarray:
-    """[count, C] float32 sigmoid-like scores: noise below 0.05, and per candidate one drawn profile."""
+def score_plan(draw, num_classes: int, params: DetectionParams, mode: str) -> list[tuple[int, float]]:
+    """(class, score) assignments for one candidate, by profile: below, above or at its class
+    threshold, NaN beside a real score, +-inf, or a tie between two classes (the lower id must win)."""
+    cls = draw(st.integers(0, num_classes - 1))
+    threshold = float(params.precluster_threshold(cls))
+    profile = {"none": "below", "all": "above"}.get(mode) or draw(
+        st.sampled_from(["above", "below", "above", "at", "nan", "inf", "tie"]))
+    if profile == "below":
+        return [(cls, draw(f32(0.0, max(0.0, threshold - 1e-3))) if threshold > 0 else 0.0)]
+    if profile == "above":
+        return [(cls, draw(f32(min(1.0, threshold), 1.0)))]
+    if profile == "at":
+        return [(cls, threshold)]
+    if profile == "nan":
+        return [(draw(st.integers(0, num_classes - 1)), float("nan")), (cls, draw(f32(0.0, 1.0)))]
+    if profile == "inf":
+        return [(cls, draw(st.sampled_from([float("inf"), float("-inf")])))]
+    value = draw(f32(min(1.0, threshold), 1.0))
+    return [(draw(st.integers(0, num_classes - 1)), value), (cls, value)]
+
+
+@st.composite
+def scored_candidates(draw, num_classes: int, params: DetectionParams, network: NetworkInfo,
+                      max_candidates: int = 24) -> tuple[np.ndarray, np.ndarray]:
+    """(boxes [N, 4] cx cy w h, scores [N, C]) float32: every candidate a drawn box and score plan
+    over noise below 0.05. Candidates are a Hypothesis list, so failures shrink to one or two."""
+    mode = draw(st.sampled_from(["mixed", "mixed", "none", "all"]))
+    plans = draw(st.lists(st.tuples(center_box(network), score_plan(num_classes, params, mode)),
+                          min_size=1, max_size=max_candidates))
     seed = draw(st.integers(0, 2**32 - 1))
-    scores = np.random.default_rng(seed).uniform(0.0, 0.05, (count, num_classes)).astype(np.float32)
-    everything = draw(st.sampled_from(["mixed", "mixed", "none", "all"]))
-    for i in range(count):
-        cls = draw(st.integers(0, num_classes - 1))
-        threshold = float(params.precluster_threshold(cls))
-        profile = {"none": "below", "all": "above"}.get(everything) or draw(
-            st.sampled_from(["below", "above", "above", "at", "nan", "inf", "tie"]))
-        if profile == "below":
-            scores[i, cls] = draw(f32(0.0, max(0.0, threshold - 1e-3))) if threshold > 0 else 0.0
-        elif profile == "above":
-            scores[i, cls] = draw(f32(min(1.0, threshold), 1.0))
-        elif profile == "at":
-            scores[i, cls] = threshold
-        elif profile == "nan":
-            scores[i, draw(st.integers(0, num_classes - 1))] = float("nan")
-            scores[i, cls] = draw(f32(0.0, 1.0))
-        elif profile == "inf":
-            scores[i, cls] = draw(st.sampled_from([float("inf"), float("-inf")]))
-        else:  # two classes share the top score: the lower class id must win
-            other = draw(st.integers(0, num_classes - 1))
-            value = draw(f32(min(1.0, threshold), 1.0))
-            scores[i, cls] = scores[i, other] = value
-    return scores
+    scores = np.random.default_rng(seed).uniform(0.0, 0.05, (len(plans), num_classes)).astype(np.float32)
+    boxes = np.zeros((len(plans), 4), np.float32)
+    for i, (box, assignments) in enumerate(plans):
+        boxes[i] = box
+        for cls, value in assignments:
+            scores[i, cls] = value
+    return boxes, scores

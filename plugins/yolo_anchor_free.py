@@ -19,7 +19,7 @@ from dsparsers.architecture import Architecture, ConfigDefaults, GenerateOptions
 from dsparsers.errors import UsageError
 from dsparsers.model import ModelInfo
 from dsparsers.parser_io import Layer, ParseOutcome, ParserCase
-from dsparsers.strategies import center_box, class_scores, detection_params, float_dtypes, networks
+from dsparsers.strategies import detection_params, float_dtypes, networks, scored_candidates
 
 BOX_CHANNELS = 4
 STRIDES = (8, 16, 32)
@@ -71,13 +71,15 @@ class AnchorFreeYolo(Architecture):
         head = heads[0]
         if not head.dtype.startswith("float"):
             return None
-        found = _find_layout(head.dim(1), head.dim(2), model.class_names)
+        found = _find_layout(head.dim(1), head.dim(2), model.class_names, concat_axis=_concat_axis(model, head.name))
         if found is None:
             return None
         layout, num_classes, from_names = found
         score = 0.55
         why = [f"{head.name} {head.shape_text()}: {BOX_CHANNELS} box + {num_classes} class "
                f"{'rows' if layout == 'channels' else 'columns'} ({LAYOUTS[layout]})"]
+        if head.dim(1) is None and head.dim(2) is None:
+            why.append(f"dims symbolic: C from the names, layout from the Concat axis")
         if from_names:
             score += 0.2
             why.append(f"{num_classes} class names in metadata")
@@ -116,7 +118,8 @@ class AnchorFreeYolo(Architecture):
             raise UsageError(f"{model.path}: expected one output of rank 3 for {self.name}, found "
                              + ", ".join(f"{t.name} {t.shape_text()}" for t in model.outputs))
         head = heads[0]
-        found = _find_layout(head.dim(1), head.dim(2), model.class_names, options.num_classes)
+        found = _find_layout(head.dim(1), head.dim(2), model.class_names, options.num_classes,
+                             _concat_axis(model, head.name))
         if found is None:
             raise UsageError(f"{model.path}: output {head.name} {head.shape_text()} is not a [B, 4+C, N] "
                              f"or [B, N, 4+C] head" + (f" with --classes {options.num_classes}" if options.num_classes else ""))
@@ -182,15 +185,30 @@ class AnchorFreeYolo(Architecture):
                 for i, (r, b, c) in enumerate(zip(rows[:16], best, cls))]
 
 
+def _concat_axis(model: ModelInfo, tensor: str) -> int | None:
+    """The axis of the Concat that produces ``tensor`` (rank 3, normalised to 1 or 2), if it is one."""
+    node = model.producers.get(tensor)
+    if node is None or node.op_type != "Concat" or not isinstance(node.attributes.get("axis"), int):
+        return None
+    return node.attributes["axis"] % 3
+
+
 def _find_layout(dim1: int | None, dim2: int | None, names: list[str] | None,
-                 num_classes: int | None = None) -> tuple[str, int, bool] | None:
-    """(layout, C, whether C agrees with the class names) for a [B, dim1, dim2] output, or None."""
+                 num_classes: int | None = None, concat_axis: int | None = None) -> tuple[str, int, bool] | None:
+    """(layout, C, whether C agrees with the class names) for a [B, dim1, dim2] output, or None.
+
+    Fixed dims decide; when both are symbolic (dynamic exports), the class count must come from
+    the names or --classes and the layout from the axis of the Concat that joins boxes and scores.
+    """
     expected = num_classes or (len(names) if names else None)
+    agrees = bool(names) and expected is not None and len(names) == expected
     if expected:
         if dim1 == BOX_CHANNELS + expected:
-            return "channels", expected, bool(names) and len(names) == expected
+            return "channels", expected, agrees
         if dim2 == BOX_CHANNELS + expected:
-            return "rows", expected, bool(names) and len(names) == expected
+            return "rows", expected, agrees
+        if dim1 is None and dim2 is None and concat_axis in (1, 2):
+            return ("channels" if concat_axis == 1 else "rows"), expected, agrees
         if num_classes:
             return None
     candidates = [(d, layout) for d, layout in ((dim1, "channels"), (dim2, "rows")) if d and d > BOX_CHANNELS]
@@ -205,10 +223,8 @@ def _find_layout(dim1: int | None, dim2: int | None, names: list[str] | None,
 @st.composite
 def _cases(draw, params: AnchorFreeParams, max_candidates: int = 24) -> ParserCase:
     network = draw(networks)
-    count = draw(st.integers(1, max_candidates))
     det_params = draw(detection_params(params.num_classes))
-    boxes = np.array([draw(center_box(network)) for _ in range(count)], np.float32).reshape(count, BOX_CHANNELS)
-    scores = draw(class_scores(count, params.num_classes, det_params))
+    boxes, scores = draw(scored_candidates(params.num_classes, det_params, network, max_candidates))
     rows = np.concatenate([boxes, scores], axis=1)  # [N, 4+C]
     with np.errstate(over="ignore"):  # huge float32 boxes become inf in float16, as a real FP16 engine would
         data = np.ascontiguousarray(rows.T if params.layout == "channels" else rows).astype(draw(float_dtypes))
