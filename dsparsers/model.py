@@ -187,7 +187,7 @@ def load_model(path: str | Path) -> ModelInfo:
     except (DecodeError, ValueError, RuntimeError, UnicodeDecodeError) as exc:
         raise ModelError(f"{path}: not a readable ONNX model (truncated or another format): {exc}") from None
     graph = model.graph
-    if not model.ir_version or not graph.node and not graph.output:
+    if not model.ir_version or not model.HasField("graph"):
         raise ModelError(f"{path}: not an ONNX model (no graph found)")
     initializer_names = {init.name for init in graph.initializer}
     inputs = tuple(_tensor(vi) for vi in graph.input if vi.name not in initializer_names)

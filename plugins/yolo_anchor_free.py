@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 import dsparsers
 from dsparsers import reference as ref
 from dsparsers.architecture import Architecture, ConfigDefaults, GenerateOptions, HeadParams, Match
+from dsparsers.datasets import COCO80
 from dsparsers.errors import UsageError
 from dsparsers.model import ModelInfo
 from dsparsers.parser_io import Layer, ParseOutcome, ParserCase
@@ -109,7 +110,8 @@ class AnchorFreeYolo(Architecture):
             layout = options.extra.get("layout", "channels")
             if layout not in LAYOUTS:
                 raise UsageError(f"-O layout={layout}: expected one of {', '.join(LAYOUTS)}")
-            return AnchorFreeParams(num_classes, width, height, None, layout,
+            names = COCO80 if num_classes == len(COCO80) else None  # the canonical head is COCO-trained
+            return AnchorFreeParams(num_classes, width, height, names, layout,
                                     options.extra.get("output", "output0"), candidates_at(width, height))
         if "layout" in options.extra:
             raise UsageError("-O layout: the layout is read from the model; drop the option when using --onnx")
@@ -118,14 +120,17 @@ class AnchorFreeYolo(Architecture):
             raise UsageError(f"{model.path}: expected one output of rank 3 for {self.name}, found "
                              + ", ".join(f"{t.name} {t.shape_text()}" for t in model.outputs))
         head = heads[0]
-        found = _find_layout(head.dim(1), head.dim(2), model.class_names, options.num_classes,
-                             _concat_axis(model, head.name))
+        axis = _concat_axis(model, head.name)
+        found = _find_layout(head.dim(1), head.dim(2), model.class_names, concat_axis=axis)
+        if options.num_classes and found and found[1] != options.num_classes and head.dim(1) and head.dim(2):
+            raise UsageError(f"--classes {options.num_classes}: the model's {head.name} {head.shape_text()} "
+                             f"has {found[1]} classes")
+        if options.num_classes:
+            found = _find_layout(head.dim(1), head.dim(2), model.class_names, options.num_classes, axis)
         if found is None:
             raise UsageError(f"{model.path}: output {head.name} {head.shape_text()} is not a [B, 4+C, N] "
-                             f"or [B, N, 4+C] head" + (f" with --classes {options.num_classes}" if options.num_classes else ""))
+                             "or [B, N, 4+C] head (when its dims are symbolic, --classes tells C)")
         layout, num_classes, _ = found
-        if options.num_classes and options.num_classes != num_classes:
-            raise UsageError(f"--classes {options.num_classes}: the model's {head.name} {head.shape_text()} has {num_classes}")
         size = model.input_size or options.input_size or (640, 640)
         names = model.class_names
         count = head.dim(2) if layout == "channels" else head.dim(1)
