@@ -46,6 +46,11 @@ int dsp_parser_abi(const dsp_parser*);
 void dsp_parser_close(dsp_parser*);
 """
 
+LOADER_PROJECT = """project('dsparsers-nvinfer-loader', 'cpp', meson_version : '>=1.1',
+  default_options : ['cpp_std=c++17', 'buildtype=release', 'warning_level=2'])
+subdir('cpp_runtime')
+"""
+
 PARSER_TRUE, PARSER_FALSE, PARSER_THREW, PARSER_BAD_CALL = 1, 0, -1, -2
 
 _LOADER_SOURCES = ("meson.build", "loader/nvinfer_loader.cpp", "loader/nvinfer_loader.h",
@@ -71,13 +76,16 @@ def loader_library() -> Path:
     target.parent.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix="loader-build-", dir=target.parent))
     try:
+        source = work / "src"
+        shutil.copytree(CPP_RUNTIME_DIR, source / "cpp_runtime", ignore=shutil.ignore_patterns("__pycache__", "*.py"))
+        (source / "meson.build").write_text(LOADER_PROJECT, encoding="utf-8")
         log = work / "build.log"
         meson = meson_command()
-        _run(meson + ["setup", str(work / "build"), str(CPP_RUNTIME_DIR), "--buildtype=release"], log,
+        _run(meson + ["setup", str(work / "build"), str(source), "--buildtype=release"], log,
              "building the nvinfer-style loader (meson setup)")
         _run(meson + ["compile", "-C", str(work / "build")], log, "building the nvinfer-style loader")
         staged = work / target.name
-        shutil.copy2(work / "build" / "libdsparsers_nvinfer_loader.so", staged)
+        shutil.copy2(work / "build" / "cpp_runtime" / "libdsparsers_nvinfer_loader.so", staged)
         os.replace(staged, target)  # atomic: concurrent builders leave one complete file
     finally:
         shutil.rmtree(work, ignore_errors=True)
