@@ -24,34 +24,20 @@ from .errors import LibraryError
 from .parser_io import DETECTION_DTYPE, ParseOutcome, ParserCase
 from .paths import CPP_RUNTIME_DIR, cache_dir
 
-CDEF = """
-typedef struct dsp_layer {
-    int data_type;
-    unsigned num_dims;
-    unsigned dims[8];
-    const char* name;
-    const void* buffer;
-} dsp_layer;
-typedef struct dsp_object {
-    unsigned class_id;
-    float left, top, width, height, confidence, rotation_angle;
-} dsp_object;
-typedef struct dsp_parser dsp_parser;
-dsp_parser* dsp_parser_open(const char*, const char*, int, char*, size_t);
-int dsp_parser_parse(dsp_parser*, const dsp_layer*, unsigned, unsigned, unsigned, unsigned, unsigned,
-                     const float*, size_t, const float*, size_t, size_t*);
-size_t dsp_parser_objects(const dsp_parser*, dsp_object*, size_t);
-const char* dsp_parser_error(const dsp_parser*);
-int dsp_parser_abi(const dsp_parser*);
-void dsp_parser_close(dsp_parser*);
-"""
+LOADER_HEADER = CPP_RUNTIME_DIR / "loader" / "nvinfer_loader.h"
+
+
+def loader_cdef() -> str:
+    """The C API of the loader for cffi, read from the header itself (between its cffi markers)."""
+    text = LOADER_HEADER.read_text(encoding="utf-8")
+    body = text[text.index("// cffi-begin"):text.index("// cffi-end")]
+    return body.replace("DSP_API ", "")
 
 LOADER_PROJECT = """project('dsparsers-nvinfer-loader', 'cpp', meson_version : '>=1.1',
   default_options : ['cpp_std=c++17', 'buildtype=release', 'warning_level=2'])
 subdir('cpp_runtime')
 """
 
-PARSER_TRUE, PARSER_FALSE, PARSER_THREW, PARSER_BAD_CALL = 1, 0, -1, -2
 
 _LOADER_SOURCES = ("meson.build", "loader/nvinfer_loader.cpp", "loader/nvinfer_loader.h",
                    "include/dsparsers/nvdsinfer_abi.h")
@@ -99,7 +85,7 @@ def _bridge():
             import cffi
 
             ffi = cffi.FFI()
-            ffi.cdef(CDEF)
+            ffi.cdef(loader_cdef())
             _lib = ffi.dlopen(str(loader_library()))
             _ffi = ffi
     return _ffi, _lib
@@ -166,13 +152,13 @@ class ParserLibrary:
             case.network.channels, case.params.num_classes_configured,
             ffi.from_buffer("float[]", pre) if pre.size else ffi.NULL, pre.size,
             ffi.from_buffer("float[]", post) if post.size else ffi.NULL, post.size, count)
-        if status in (PARSER_THREW, PARSER_BAD_CALL):
+        if status in (lib.DSP_PARSER_THREW, lib.DSP_PARSER_BAD_CALL):
             message = ffi.string(lib.dsp_parser_error(self._handle)).decode("utf-8", "replace")
             raise LibraryError(f"{self.path.name}:{self.function}: {message}")
         objects = np.zeros(count[0], DETECTION_DTYPE)
         if count[0]:
             lib.dsp_parser_objects(self._handle, ffi.cast("dsp_object*", ffi.from_buffer(objects)), count[0])
-        return ParseOutcome(status == PARSER_TRUE, objects)
+        return ParseOutcome(status == lib.DSP_PARSER_TRUE, objects)
 
     def close(self) -> None:
         if getattr(self, "_handle", None) is not None:

@@ -16,6 +16,9 @@
 extern "C" {
 #endif
 
+// The declarations between the cffi markers are read by dsparsers/harness.py as its cffi cdef:
+// plain C only there (no preprocessor lines; DSP_API is stripped).
+// cffi-begin
 // One output layer as nvinfer hands it to the parser: dims exclude the batch dimension, buffer
 // points at this frame's data.
 typedef struct dsp_layer {
@@ -34,7 +37,7 @@ typedef struct dsp_object {
 
 typedef struct dsp_parser dsp_parser;
 
-enum {
+enum dsp_status {
     DSP_PARSER_TRUE = 1,       // the parse function returned true
     DSP_PARSER_FALSE = 0,      // the parse function returned false
     DSP_PARSER_THREW = -1,     // the parse function threw a C++ exception (message in dsp_parser_error)
@@ -63,6 +66,7 @@ DSP_API const char* dsp_parser_error(const dsp_parser* parser);
 DSP_API int dsp_parser_abi(const dsp_parser* parser);
 
 DSP_API void dsp_parser_close(dsp_parser* parser);
+// cffi-end
 
 #ifdef __cplusplus
 }
