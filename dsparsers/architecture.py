@@ -54,6 +54,17 @@ class GenerateOptions:
     num_classes: int | None = None
     input_size: tuple[int, int] | None = None  # (width, height)
     extra: Mapping[str, str] = field(default_factory=dict)  # architecture-specific -O key=value
+    #: the name the user asked for (an alias may select family defaults, e.g. yolov4 vs yolov3)
+    requested_as: str | None = None
+
+    def check_extra(self, arch: "Architecture") -> None:
+        """UsageError for an -O key the architecture does not declare."""
+        from .errors import UsageError
+
+        unknown = sorted(set(self.extra) - set(arch.options))
+        if unknown:
+            listed = ", ".join(arch.options) or "none"
+            raise UsageError(f"-O {unknown[0]}: not an option of {arch.name} (options: {listed})")
 
 
 @dataclass(frozen=True)

@@ -64,10 +64,11 @@ def _parse_extra(pairs: tuple[str, ...]) -> dict[str, str]:
     return extra
 
 
-def _options(classes, input_size, extra) -> GenerateOptions:
+def _options(classes, input_size, extra, requested_as=None) -> GenerateOptions:
     if classes is not None and not 1 <= classes <= 100000:
         raise UsageError(f"--classes {classes}: expected 1 to 100000")
-    return GenerateOptions(classes, _parse_size(input_size, "--input"), _parse_extra(extra))
+    return GenerateOptions(classes, _parse_size(input_size, "--input"), _parse_extra(extra),
+                           requested_as.strip().lower() if requested_as else None)
 
 
 @click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"]})
@@ -177,7 +178,7 @@ def generate(arch, onnx_path, output, classes, input_size, extra, do_build, abi,
     model = load_model(onnx_path) if onnx_path is not None else None
     choice = choose(registry, model, arch)
     architecture = choice.provided.architecture
-    params = architecture.head_params(model, _options(classes, input_size, extra))
+    params = architecture.head_params(model, _options(classes, input_size, extra, choice.requested_as))
     stem = choice.requested_as
     output = output or Path(f"parser_{stem.replace('-', '_')}")
     onnx_file = os.path.relpath(Path(onnx_path).resolve(), Path(output).resolve()) if model else None
@@ -264,7 +265,7 @@ def conform(library, function, arch, directory, examples, abi, seed, classes, in
         if missing:
             raise UsageError(f"{', '.join(missing)} required (or --dir with a generated directory)")
         architecture = registry.get(arch).architecture
-        params = architecture.head_params(None, _options(classes, input_size, extra))
+        params = architecture.head_params(None, _options(classes, input_size, extra, arch))
     with ParserLibrary(library, function, int(abi) if abi else None) as parser:
         with err.status(f"conformance: {examples} examples through {function}...") as status:
             report = run_conformance(parser, architecture, params, examples=examples, seed=seed,

@@ -54,8 +54,7 @@ def threshold_of(cls: np.ndarray, params: DetectionParams) -> np.ndarray:
 
 def keep_scores(best: np.ndarray, cls: np.ndarray, params: DetectionParams) -> np.ndarray:
     """Finite score, class configured, score >= its class threshold (a NaN threshold keeps nothing)."""
-    with np.errstate(invalid="ignore"):
-        return np.isfinite(best) & (cls < params.num_classes_configured) & (best >= threshold_of(cls, params))
+    return passes_threshold(cls, best, params)
 
 
 def corners_from_center(cx, cy, w, h):
@@ -90,3 +89,20 @@ def all_finite(*columns: np.ndarray) -> np.ndarray:
     for column in columns:
         mask &= np.isfinite(column)
     return mask
+
+
+def class_ids_from_float(values: np.ndarray, model_classes: int, configured: int) -> tuple[np.ndarray, np.ndarray]:
+    """(valid mask, class ids) for class ids stored as floats, as the C++ class_from_float decides:
+    finite, >= 0, below the model's class count and numClassesConfigured; truncated toward zero."""
+    values = np.asarray(values, np.float32)
+    with np.errstate(invalid="ignore"):
+        valid = (values >= 0) & (values < np.float32(model_classes)) & (values < np.float32(configured))
+    ids = np.where(valid, values, 0).astype(np.int64)
+    valid &= (ids < model_classes) & (ids < configured)
+    return valid, ids
+
+
+def passes_threshold(cls: np.ndarray, score: np.ndarray, params: DetectionParams) -> np.ndarray:
+    """The C++ passes_threshold: finite score, class configured, score >= its class threshold."""
+    with np.errstate(invalid="ignore"):
+        return np.isfinite(score) & (cls < params.num_classes_configured) & (score >= threshold_of(cls, params))

@@ -24,9 +24,18 @@ from .errors import RegistryError, UsageError
 ENV_LOAD_PLUGINS = "DSPARSERS_LOAD_PLUGINS"
 ENTRY_POINT_GROUP = "dsparsers"
 
-#: Modules of the built-in plugins (the repository's plugins/ directory, installed as dsparsers.plugins).
-BUILTIN_PLUGINS = ("dsparsers.plugins.yolo_anchor_free",)
+BUILTIN_PACKAGE = "dsparsers.plugins"
 BUILTIN_DISTRIBUTION = "dsparsers (built-in)"
+
+
+def builtin_plugin_modules() -> list[str]:
+    """Every module of the repository's plugins/ directory (installed as dsparsers.plugins), sorted:
+    adding a built-in plugin is adding a file."""
+    import pkgutil
+
+    package = importlib.import_module(BUILTIN_PACKAGE)
+    return sorted(f"{BUILTIN_PACKAGE}.{m.name}" for m in pkgutil.iter_modules(package.__path__)
+                  if not m.name.startswith("_"))
 
 
 @dataclass(frozen=True)
@@ -45,7 +54,7 @@ class Registry:
         self._distribution: dict[str, str] = {}
         #: (plugin name, error) for plugins that failed to import; the others still load
         self.load_failures: list[tuple[str, str]] = []
-        for module_name in BUILTIN_PLUGINS:
+        for module_name in builtin_plugin_modules():
             self._add(importlib.import_module(module_name), module_name.rsplit(".", 1)[-1], BUILTIN_DISTRIBUTION)
         if load_entry_points:
             self._load_entry_points()

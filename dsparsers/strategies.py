@@ -107,3 +107,43 @@ def scored_candidates(draw, num_classes: int, params: DetectionParams, network: 
         for cls, value in assignments:
             scores[i, cls] = value
     return boxes, scores
+
+
+@st.composite
+def corner_box(draw, network: NetworkInfo) -> tuple[float, float, float, float]:
+    """(x1, y1, x2, y2) in network pixels, from the same kinds as center_box (inverted boxes included)."""
+    cx, cy, w, h = draw(center_box(network))
+    with np.errstate(all="ignore"):
+        half_w, half_h = np.float32(w) * np.float32(0.5), np.float32(h) * np.float32(0.5)
+        return (float(np.float32(cx) - half_w), float(np.float32(cy) - half_h),
+                float(np.float32(cx) + half_w), float(np.float32(cy) + half_h))
+
+
+@st.composite
+def float_class_id(draw, num_classes: int) -> float:
+    """A class id as an exporter writes it into a float tensor, and the ways it goes wrong."""
+    kind = draw(st.sampled_from(["valid", "valid", "valid", "valid", "negative", "too-large", "fraction", "nonfinite"]))
+    if kind == "valid":
+        return float(draw(st.integers(0, num_classes - 1)))
+    if kind == "negative":
+        return draw(st.sampled_from([-1.0, -0.5, -1e9]))
+    if kind == "too-large":
+        return float(draw(st.integers(num_classes, num_classes + 5)))
+    if kind == "fraction":
+        return draw(f32(0.0, float(num_classes)))
+    return draw(nonfinite)
+
+
+@st.composite
+def plain_score(draw, params: DetectionParams, class_id: float) -> float:
+    """One detection score relative to its class threshold: below, at, above, or non-finite."""
+    cls = int(class_id) if np.isfinite(class_id) and class_id >= 0 else 0
+    threshold = float(params.precluster_threshold(cls))
+    kind = draw(st.sampled_from(["above", "above", "below", "at", "nonfinite"]))
+    if kind == "above":
+        return draw(f32(min(1.0, threshold), 1.0))
+    if kind == "below":
+        return draw(f32(0.0, max(0.0, threshold - 1e-3))) if threshold > 0 else 0.0
+    if kind == "at":
+        return threshold
+    return draw(nonfinite)

@@ -101,9 +101,7 @@ class AnchorFreeYolo(Architecture):
         return Match(round(min(score, 1.0), 2), "; ".join(why))
 
     def head_params(self, model: ModelInfo | None, options: GenerateOptions) -> AnchorFreeParams:
-        unknown = set(options.extra) - set(self.options)
-        if unknown:
-            raise UsageError(f"-O {sorted(unknown)[0]}: not an option of {self.name} (options: {', '.join(self.options)})")
+        options.check_extra(self)
         if model is None:
             num_classes = options.num_classes or 80
             width, height = options.input_size or (640, 640)

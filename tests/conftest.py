@@ -58,7 +58,7 @@ class ParserFactory:
         if key not in self.built:
             registry = Registry(load_entry_points=False)
             architecture = registry.get(arch).architecture
-            params = architecture.head_params(None, GenerateOptions(classes, input_size, extra or {}))
+            params = architecture.head_params(None, GenerateOptions(classes, input_size, extra or {}, arch))
             generated = render_parser(architecture, params, requested_as=arch)
             directory = self.root / f"parser{len(self.built)}"
             files = dict(generated.files)

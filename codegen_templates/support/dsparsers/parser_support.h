@@ -138,6 +138,21 @@ inline void add_box(std::vector<NvDsInferObjectDetectionInfo>& objects, const Nv
     objects.push_back(object);
 }
 
+// A class id stored as a float (end-to-end and NMS-plugin heads): accepted when finite, >= 0 and below
+// both the model's class count and numClassesConfigured; a fractional value is truncated toward zero.
+inline bool class_from_float(float value, unsigned model_classes, unsigned configured, unsigned& class_id) {
+    if (!(value >= 0.0f) || !(value < static_cast<float>(model_classes)) || !(value < static_cast<float>(configured)))
+        return false;
+    class_id = static_cast<unsigned>(value);
+    return class_id < model_classes && class_id < configured;
+}
+
+// A pre-cluster decision for a candidate whose class is known: finite score at or above its class threshold.
+inline bool passes_threshold(const NvDsInferParseDetectionParams& params, unsigned class_id, float score) {
+    return std::isfinite(score) && class_id < params.numClassesConfigured &&
+           score >= precluster_threshold(params, class_id);
+}
+
 inline bool all_finite(float a, float b, float c, float d) {
     return std::isfinite(a) && std::isfinite(b) && std::isfinite(c) && std::isfinite(d);
 }
