@@ -138,11 +138,18 @@ def inspect(model, as_json):
     positive = [m for m in matches if m.score > 0]
     if positive:
         table = Table(title="matching architectures (best first)", title_justify="left")
-        for column in ("architecture", "score", "why"):
+        for column in ("architecture", "score", "families", "why"):
             table.add_column(column, overflow="fold")
+        registry = _registry()
         for m in positive:
-            table.add_row(m.architecture, f"{m.score:.2f}", m.reason)
+            table.add_row(m.architecture, f"{m.score:.2f}", registry.get(m.architecture).architecture.summary, m.reason)
         out.print(table)
+        from .selection import AMBIGUITY_MARGIN
+
+        close = [m for m in positive[1:] if positive[0].score - m.score < AMBIGUITY_MARGIN]
+        if close:
+            out.print(f"[yellow]ambiguous:[/] {', '.join(m.architecture for m in [positive[0], *close])} score within "
+                      f"{AMBIGUITY_MARGIN}; `generate --arch NAME` settles it")
     else:
         from .selection import heads_text
 

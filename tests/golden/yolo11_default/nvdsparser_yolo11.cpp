@@ -22,8 +22,9 @@ namespace {
 constexpr const char* kParser = "yolo11";
 constexpr const char* kOutputName = "output0";
 constexpr unsigned kBoxChannels = 4;
+constexpr unsigned kScoreChannels = 4;  // box, then the classes
 constexpr unsigned kNumClasses = 80;
-constexpr unsigned kChannels = kBoxChannels + kNumClasses;
+constexpr unsigned kChannels = kScoreChannels + kNumClasses;
 constexpr unsigned kChannelAxis = 0;  // dims are [4+C, N]
 
 bool has_head_shape(const NvDsInferDims& dims) {
@@ -57,7 +58,7 @@ void decode(const T* data, size_t count, const NvDsInferNetworkInfo& network,
     best_score.assign(count, -INFINITY);
     best_class.assign(count, 0);
     for (unsigned c = 0; c < kNumClasses; ++c) {
-        const T* row = data + static_cast<size_t>(kBoxChannels + c) * count;
+        const T* row = data + static_cast<size_t>(kScoreChannels + c) * count;
         for (size_t i = 0; i < count; ++i) {
             const float score = dsparsers::load(row, i);
             if (score > best_score[i]) {  // NaN never wins; ties keep the lower class

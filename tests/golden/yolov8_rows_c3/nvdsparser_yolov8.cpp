@@ -22,8 +22,9 @@ namespace {
 constexpr const char* kParser = "yolov8";
 constexpr const char* kOutputName = "output0";
 constexpr unsigned kBoxChannels = 4;
+constexpr unsigned kScoreChannels = 4;  // box, then the classes
 constexpr unsigned kNumClasses = 3;
-constexpr unsigned kChannels = kBoxChannels + kNumClasses;
+constexpr unsigned kChannels = kScoreChannels + kNumClasses;
 constexpr unsigned kChannelAxis = 1;  // dims are [N, 4+C]
 
 bool has_head_shape(const NvDsInferDims& dims) {
@@ -56,7 +57,7 @@ void decode(const T* data, size_t count, const NvDsInferNetworkInfo& network,
         float best_score = -INFINITY;
         unsigned best_class = 0;
         for (unsigned c = 0; c < kNumClasses; ++c) {
-            const float score = dsparsers::load(row, kBoxChannels + c);
+            const float score = dsparsers::load(row, kScoreChannels + c);
             if (score > best_score) {  // NaN never wins; ties keep the lower class
                 best_score = score;
                 best_class = c;
