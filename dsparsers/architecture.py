@@ -107,6 +107,10 @@ class Architecture(ABC):
         known = {f.name for f in dataclasses.fields(self.params_type)}
         return self.params_type(**{k: v for k, v in values.items() if k in known})
 
+    def defaults_for(self, requested_as: str | None) -> ConfigDefaults:
+        """Config defaults for the family the user named (an alias may differ, e.g. YOLOX's BGR 0-255 input)."""
+        return self.config_defaults
+
     @property
     def function_name(self) -> str:
         """The exported parse function (parse-bbox-func-name)."""

@@ -80,13 +80,26 @@ def main():
 # -- plugins ------------------------------------------------------------------------------------
 @main.command()
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-def plugins(as_json):
+@click.option("--markdown", is_flag=True, help="A Markdown table with config defaults (the README's).")
+def plugins(as_json, markdown):
     """List the architectures, their aliases, providing plugin and the head each recognises."""
     registry = _registry()
     rows = [{"architecture": p.architecture.name, "aliases": list(p.architecture.aliases),
              "plugin": p.plugin, "distribution": p.distribution, "head": p.architecture.head,
              "function": p.architecture.function_name, "summary": p.architecture.summary}
             for p in registry.architectures()]
+    if markdown:
+        print("| architecture | aliases | head | families | cluster-mode | scale / color / letterbox | "
+              "pre-cluster / nms-iou / topk |")
+        print("|---|---|---|---|---|---|---|")
+        for p in registry.architectures():
+            a, d = p.architecture, p.architecture.config_defaults
+            letterbox = ("letterbox, centred" if d.symmetric_padding else "letterbox") if d.maintain_aspect_ratio else "stretch"
+            color = {0: "RGB", 1: "BGR", 2: "GRAY"}.get(d.model_color_format, str(d.model_color_format))
+            scale = f"{d.net_scale_factor:.6g}" + (f" - {list(d.offsets)}" if d.offsets else "")
+            print(f"| `{a.name}` | {', '.join(a.aliases)} | {a.head} | {a.summary} | {d.cluster_mode} | "
+                  f"{scale} / {color} / {letterbox} | {d.pre_cluster_threshold:g} / {d.nms_iou_threshold:g} / {d.topk} |")
+        return
     if as_json:
         print(json.dumps({"architectures": rows, "load_failures": [
             {"plugin": n, "error": e} for n, e in registry.load_failures]}, indent=2))

@@ -10,7 +10,7 @@ One detection per candidate: its best class. Both share the template yolo_dense_
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, ClassVar
 
 import numpy as np
@@ -268,6 +268,13 @@ class AnchorBasedYolo(DenseYoloHead):
         cluster_mode=2,
         why_cluster_mode="NMS: the head has one candidate per anchor and no NMS of its own",
         pre_cluster_threshold=0.25, nms_iou_threshold=0.45, topk=300)
+
+    def defaults_for(self, requested_as):
+        if requested_as == "yolox":
+            # YOLOX feeds the network 0-255 BGR pixels (no normalisation, OpenCV channel order) and pads
+            # its letterbox at the right and bottom only.
+            return replace(self.config_defaults, net_scale_factor=1.0, model_color_format=1, symmetric_padding=False)
+        return self.config_defaults
 
     def evidence(self, model, layout, num_classes, count):
         score, why = 0.0, []

@@ -142,3 +142,14 @@ def test_unrelated_heads_still_get_a_clear_no_match(registry, tmp_path):
     info = model(tmp_path, [1, 17, 2, 2], ops=("Identity",))
     with pytest.raises(ModelError, match="no architecture recognises its outputs output0 \\[1, 17, 2, 2\\]"):
         choose(registry, info, None)
+
+
+def test_yolox_alias_gets_yolox_preprocessing(registry):
+    from dsparsers.architecture import GenerateOptions
+    from dsparsers.codegen import render_parser
+
+    architecture = registry.get("yolox").architecture
+    params = architecture.head_params(None, GenerateOptions(requested_as="yolox"))
+    config = render_parser(architecture, params, requested_as="yolox").files["config_infer_primary_yolox.txt"]
+    assert {"net-scale-factor=1.0", "model-color-format=1", "maintain-aspect-ratio=1",
+            "symmetric-padding=0"} <= set(config.splitlines())
