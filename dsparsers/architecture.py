@@ -139,6 +139,11 @@ class Architecture(ABC):
     def strategy(self, params: HeadParams) -> "SearchStrategy[ParserCase]":
         """Hypothesis strategy of valid parser inputs for a parser generated with ``params``."""
 
+    def bench_case(self, params: HeadParams, density: float, rng) -> "ParserCase":
+        """A full-size input for ``dsparsers bench``: a fraction ``density`` of the candidates above a
+        0.25 threshold, the rest below it. ``rng`` is a numpy Generator."""
+        raise NotImplementedError(f"{self.name} has no benchmark input yet")
+
     def describe(self, params: HeadParams) -> str:
         """The head a parser was generated for, in one line (banner, summaries)."""
         return f"{params.num_classes} classes, {params.input_width}x{params.input_height} input"

@@ -294,5 +294,81 @@ def conform(library, function, arch, directory, examples, abi, seed, classes, in
     sys.exit(0 if report.passed else 1)
 
 
+# -- bench --------------------------------------------------------------------------------------
+@main.command()
+@click.option("--arch", required=True, help="Architecture whose head the input follows (and whose parser to build).")
+@click.option("--lib", "library", type=click.Path(path_type=Path), help="Parser library to time [default: dsparsers' own, built for the head].")
+@click.option("--func", "function", help="Parse function name (with --lib).")
+@click.option("--input", "input_size", default="640", show_default=True, help="Network input: 640, 1280 or WxH.")
+@click.option("--classes", type=int, help="Class count [default: 80].")
+@click.option("-O", "extra", multiple=True, metavar="KEY=VALUE", help="Architecture-specific option.")
+@click.option("--density", default=0.01, show_default=True, type=click.FloatRange(0, 1), help="Fraction of candidates above threshold.")
+@click.option("--mode", type=click.Choice(["hot", "rotating", "both"]), default="both", show_default=True)
+@click.option("--iterations", default=2000, show_default=True, type=click.IntRange(10, 10**7))
+@click.option("--abi", type=click.Choice(["8", "9"]), help="Object layout of --lib [default: its build record, else 9].")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def bench(arch, library, function, input_size, classes, extra, density, mode, iterations, abi, as_json):
+    """Time a parser per frame against the speed-of-memory floor, in the same run."""
+    from .bench import run_bench
+    from .harness import ParserLibrary
+
+    registry = _registry()
+    architecture = registry.get(arch).architecture
+    params = architecture.head_params(None, _options(classes, input_size, extra, arch))
+    if library is None:
+        if function is not None:
+            raise UsageError("--func goes with --lib")
+        result = _cached_build(architecture, params, arch)
+        library, function = result.library, result.function
+    elif function is None:
+        raise UsageError("--lib needs --func")
+    modes = ("hot", "rotating") if mode == "both" else (mode,)
+    with ParserLibrary(library, function, int(abi) if abi else None) as parser:
+        with err.status(f"timing {function} ({iterations} frames per mode)..."):
+            try:
+                results = run_bench(parser, architecture, params, density=density, modes=modes, iterations=iterations)
+            except NotImplementedError as exc:
+                raise UsageError(f"--arch {arch}: {exc}") from None
+    if as_json:
+        print(json.dumps({"architecture": architecture.name, "head": architecture.describe(params), "library": str(library),
+                          "function": function, "density": density, "results": [
+                              {"mode": r.mode, "frames": r.frames, "frame_bytes": r.frame_bytes, "objects": r.objects,
+                               "median_us": r.median_us, "p90_us": r.p90_us, "floor_median_us": r.floor_median_us,
+                               "ratio": r.ratio} for r in results]}, indent=2))
+        return
+    table = Table(title=f"{function}: {architecture.describe(params)}, density {density:g}", title_justify="left")
+    for column in ("mode", "frames", "MB/frame", "objects", "median us", "p90 us", "read floor us", "ratio"):
+        table.add_column(column, justify="right")
+    for r in results:
+        table.add_row(r.mode, str(r.frames), f"{r.frame_bytes / 1e6:.2f}", str(r.objects), f"{r.median_us:.1f}",
+                      f"{r.p90_us:.1f}", f"{r.floor_median_us:.1f}", f"{r.ratio:.2f}x")
+    out.print(table)
+
+
+def _cached_build(architecture, params, requested_as):
+    """dsparsers' own parser for ``params``, generated and built once into the cache directory."""
+    import hashlib
+
+    from .build import build_directory
+    from .codegen import render_parser
+    from .output_dir import write_directory
+    from .paths import cache_dir
+
+    generated = render_parser(architecture, params, requested_as=requested_as)
+    key = hashlib.sha256("".join(sorted(generated.files.values())).encode()).hexdigest()[:16]
+    directory = cache_dir() / "bench" / f"{requested_as}-{key}"
+    library = directory / "build" / generated.library_file
+    if not library.is_file():
+        write_directory(directory, generated.files, force=True)
+        with err.status(f"building {generated.function_name} for the benchmark..."):
+            return build_directory(directory, deepstream_include="bundled")
+    from .build import BuildResult
+    from .harness import read_library_info
+
+    info = read_library_info(library) or {}
+    return BuildResult(library, generated.function_name, int(info.get("abi", 9)), str(info.get("headers", "bundled")),
+                       directory / "build.log")
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -130,20 +130,7 @@ class ParserLibrary:
 
     def parse(self, case: ParserCase) -> ParseOutcome:
         ffi, lib = self._ffi, self._lib
-        keep = []  # buffers that must outlive the call
-        layers = ffi.new("dsp_layer[]", max(1, len(case.layers)))
-        for slot, layer in zip(layers, case.layers):
-            data = np.ascontiguousarray(layer.data)
-            keep.append(data)
-            dims = layer.reported_dims
-            slot.data_type = int(layer.reported_type)
-            slot.num_dims = len(dims)
-            for k, d in enumerate(dims[:8]):
-                slot.dims[k] = int(d)
-            name = ffi.new("char[]", layer.name.encode("utf-8", "surrogateescape"))
-            keep.append(name)
-            slot.name = name
-            slot.buffer = ffi.from_buffer(data) if data.nbytes else ffi.NULL
+        layers, keep = layer_structs(ffi, [case])
         pre = np.asarray(case.params.precluster, np.float32)
         post = np.asarray(case.params.postcluster, np.float32)
         count = ffi.new("size_t*")
@@ -176,6 +163,63 @@ class ParserLibrary:
             self.close()
         except Exception:
             pass
+
+
+    def time(self, cases: list[ParserCase], *, warmup: int, iterations: int) -> np.ndarray:
+        """Nanoseconds of each of ``iterations`` calls (after ``warmup``), call k on cases[k % len(cases)].
+
+        The loop runs in C++ (no Python in the timed region). All cases share the network and params
+        of the first one.
+        """
+        ffi, lib = self._ffi, self._lib
+        layers, keep = layer_structs(ffi, cases)
+        first = cases[0]
+        pre = np.asarray(first.params.precluster, np.float32)
+        out = np.zeros(iterations, np.float64)
+        status = lib.dsp_parser_time(
+            self._handle, layers, len(first.layers), len(cases), first.network.width, first.network.height,
+            first.network.channels, first.params.num_classes_configured,
+            ffi.from_buffer("float[]", pre) if pre.size else ffi.NULL, pre.size, warmup, iterations,
+            ffi.cast("double*", ffi.from_buffer(out)))
+        if status in (lib.DSP_PARSER_THREW, lib.DSP_PARSER_BAD_CALL):
+            raise LibraryError(f"{self.path.name}:{self.function}: "
+                               + ffi.string(lib.dsp_parser_error(self._handle)).decode("utf-8", "replace"))
+        if status != lib.DSP_PARSER_TRUE:
+            raise LibraryError(f"{self.path.name}:{self.function} returned false on the benchmark input")
+        return out
+
+
+def layer_structs(ffi, cases: list[ParserCase]):
+    """A dsp_layer[] holding the layers of every case back to back, and the objects it points into."""
+    count = sum(len(case.layers) for case in cases)
+    layers = ffi.new("dsp_layer[]", max(1, count))
+    keep = []  # buffers that must outlive the call
+    slot_index = 0
+    for case in cases:
+        for layer in case.layers:
+            slot = layers[slot_index]
+            slot_index += 1
+            data = np.ascontiguousarray(layer.data)
+            keep.append(data)
+            dims = layer.reported_dims
+            slot.data_type = int(layer.reported_type)
+            slot.num_dims = len(dims)
+            for k, d in enumerate(dims[:8]):
+                slot.dims[k] = int(d)
+            name = ffi.new("char[]", layer.name.encode("utf-8", "surrogateescape"))
+            keep.append(name)
+            slot.name = name
+            slot.buffer = ffi.from_buffer(data) if data.nbytes else ffi.NULL
+    return layers, keep
+
+
+def read_floor(cases: list[ParserCase], *, warmup: int, iterations: int) -> np.ndarray:
+    """Nanoseconds of one pass reading every byte of each case's layers (the speed-of-memory floor)."""
+    ffi, lib = _bridge()
+    layers, keep = layer_structs(ffi, cases)
+    out = np.zeros(iterations, np.float64)
+    lib.dsp_read_floor(layers, len(cases[0].layers), len(cases), warmup, iterations, ffi.cast("double*", ffi.from_buffer(out)))
+    return out
 
 
 def exported_parse_functions(library: Path) -> list[str]:

@@ -22,7 +22,7 @@ from dsparsers.architecture import Architecture, ConfigDefaults, GenerateOptions
 from dsparsers.datasets import COCO80
 from dsparsers.errors import UsageError
 from dsparsers.model import ModelInfo
-from dsparsers.parser_io import Layer, ParseOutcome, ParserCase
+from dsparsers.parser_io import DetectionParams, Layer, NetworkInfo, ParseOutcome, ParserCase
 from dsparsers.strategies import detection_params, f32, float_dtypes, networks, nonfinite, scored_candidates
 
 BOX_CHANNELS = 4
@@ -205,6 +205,22 @@ class DenseYoloHead(Architecture):
 
     def strategy(self, params: DenseHeadParams):
         return _cases(params)
+
+    def bench_case(self, params: DenseHeadParams, density: float, rng) -> ParserCase:
+        count = params.num_candidates or candidates_at(params.input_width, params.input_height)
+        rows = np.zeros((count, params.channels), np.float32)
+        rows[:, 0] = rng.uniform(0, params.input_width, count)
+        rows[:, 1] = rng.uniform(0, params.input_height, count)
+        rows[:, 2:4] = rng.uniform(4, 200, (count, 2))
+        if params.objectness:
+            rows[:, 4] = 1.0
+        rows[:, params.score_offset:] = rng.uniform(0, 0.05, (count, params.num_classes))
+        hits = rng.random(count) < density
+        rows[hits, params.score_offset + rng.integers(0, params.num_classes, int(hits.sum()))] = \
+            rng.uniform(0.3, 1.0, int(hits.sum()))
+        data = np.ascontiguousarray(rows.T if params.layout == "channels" else rows)
+        return ParserCase((Layer(params.output_name, data),), NetworkInfo(params.input_width, params.input_height),
+                          DetectionParams.uniform(params.num_classes, 0.25))
 
     def explain(self, case: ParserCase, params: DenseHeadParams) -> list[dict[str, Any]]:
         layer = case.layers[0]

@@ -25,7 +25,7 @@ from dsparsers.architecture import Architecture, ConfigDefaults, GenerateOptions
 from dsparsers.datasets import COCO80
 from dsparsers.errors import UsageError
 from dsparsers.model import ModelInfo, TensorInfo
-from dsparsers.parser_io import Layer, ParseOutcome, ParserCase
+from dsparsers.parser_io import DetectionParams, Layer, NetworkInfo, ParseOutcome, ParserCase
 from dsparsers.strategies import corner_box, detection_params, float_class_id, float_dtypes, networks, plain_score
 
 ROW_WIDTH = 6
@@ -111,6 +111,17 @@ class DecodedRows(Architecture):
 
     def strategy(self, params: DecodedRowsParams):
         return _cases(params)
+
+    def bench_case(self, params: DecodedRowsParams, density: float, rng) -> ParserCase:
+        count = params.num_rows or self.canonical_rows(params.input_width, params.input_height)
+        rows = np.zeros((count, ROW_WIDTH), np.float32)
+        rows[:, 0] = rng.uniform(0, params.input_width - 200, count)
+        rows[:, 1] = rng.uniform(0, params.input_height - 200, count)
+        rows[:, 2:4] = rows[:, 0:2] + rng.uniform(4, 200, (count, 2))
+        rows[:, 4] = np.where(rng.random(count) < density, rng.uniform(0.3, 1.0, count), rng.uniform(0, 0.05, count))
+        rows[:, 5] = rng.integers(0, params.num_classes, count)
+        return ParserCase((Layer(params.output_name, rows),), NetworkInfo(params.input_width, params.input_height),
+                          DetectionParams.uniform(params.num_classes, 0.25))
 
     def explain(self, case: ParserCase, params: DecodedRowsParams) -> list[dict[str, Any]]:
         layer = case.layers[0]

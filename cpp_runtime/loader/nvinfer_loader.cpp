@@ -4,6 +4,8 @@
 
 #include <dlfcn.h>
 
+#include <chrono>
+#include <cstdint>
 #include <cstring>
 #include <exception>
 #include <string>
@@ -48,6 +50,79 @@ struct dsp_parser {
     std::vector<dsp_object> objects;
     std::string error;
 };
+
+static size_t element_size(int data_type) {
+    switch (data_type) {
+        case FLOAT: case INT32: return 4;
+        case HALF: return 2;
+        case INT8: case UINT8: return 1;
+        case INT64: return 8;
+        default: return 0;
+    }
+}
+
+static size_t layer_bytes(const dsp_layer& layer) {
+    size_t count = 1;
+    const unsigned dims = layer.num_dims < NVDSINFER_MAX_DIMS ? layer.num_dims : NVDSINFER_MAX_DIMS;
+    for (unsigned k = 0; k < dims; ++k) count *= layer.dims[k];
+    return count * element_size(layer.data_type);
+}
+
+// Builds nvinfer's layer vector for one frame (as dsp_parser_parse does).
+static std::vector<NvDsInferLayerInfo> layer_infos(const dsp_layer* layers, unsigned layer_count) {
+    std::vector<NvDsInferLayerInfo> infos(layer_count);
+    for (unsigned i = 0; i < layer_count; ++i) {
+        NvDsInferLayerInfo& info = infos[i];
+        std::memset(&info, 0, sizeof(info));
+        info.dataType = static_cast<NvDsInferDataType>(layers[i].data_type);
+        info.inferDims.numDims = layers[i].num_dims;
+        const unsigned count = layers[i].num_dims < NVDSINFER_MAX_DIMS ? layers[i].num_dims : NVDSINFER_MAX_DIMS;
+        unsigned long long elements = 1;
+        for (unsigned k = 0; k < count; ++k) {
+            info.inferDims.d[k] = layers[i].dims[k];
+            elements *= layers[i].dims[k];
+        }
+        info.inferDims.numElements = static_cast<unsigned>(elements);
+        info.bindingIndex = static_cast<int>(i) + 1;  // binding 0 is the input
+        info.layerName = layers[i].name;
+        info.buffer = const_cast<void*>(layers[i].buffer);
+        info.isInput = 0;
+    }
+    return infos;
+}
+
+template <typename Object>
+static int time_detector(dsp_parser* p, const std::vector<std::vector<NvDsInferLayerInfo>>& frames,
+                         NvDsInferNetworkInfo const& net, NvDsInferParseDetectionParams const& params, unsigned warmup,
+                         unsigned iterations, double* ns_out) {
+    auto parse = reinterpret_cast<DetectorFunc<Object>>(p->symbol);
+    std::vector<Object> out;
+    bool ok = true;
+    for (unsigned k = 0; k < warmup; ++k) {
+        out.clear();
+        ok = parse(frames[k % frames.size()], net, params, out);
+    }
+    for (unsigned k = 0; k < iterations; ++k) {
+        const auto& layers = frames[(warmup + k) % frames.size()];
+        out.clear();
+        const auto start = std::chrono::steady_clock::now();
+        ok = parse(layers, net, params, out);
+        const auto stop = std::chrono::steady_clock::now();
+        ns_out[k] = std::chrono::duration<double, std::nano>(stop - start).count();
+    }
+    p->objects.clear();
+    for (const Object& o : out) {
+        dsp_object d{};
+        d.class_id = o.classId;
+        d.left = o.left;
+        d.top = o.top;
+        d.width = o.width;
+        d.height = o.height;
+        d.confidence = o.detectionConfidence;
+        p->objects.push_back(d);
+    }
+    return ok ? DSP_PARSER_TRUE : DSP_PARSER_FALSE;
+}
 
 template <typename Object>
 static bool call_detector(dsp_parser* p, std::vector<NvDsInferLayerInfo> const& layers,
@@ -124,26 +199,9 @@ int dsp_parser_parse(dsp_parser* p, const dsp_layer* layers, unsigned layer_coun
             p->error = "layers is NULL";
             return DSP_PARSER_BAD_CALL;
         }
-        // Built in place, as nvinfer does: perClassThreshold must reference this object's own vector.
-        std::vector<NvDsInferLayerInfo> infos(layer_count);
-        for (unsigned i = 0; i < layer_count; ++i) {
-            NvDsInferLayerInfo& info = infos[i];
-            std::memset(&info, 0, sizeof(info));
-            info.dataType = static_cast<NvDsInferDataType>(layers[i].data_type);
-            info.inferDims.numDims = layers[i].num_dims;
-            unsigned count = layers[i].num_dims < NVDSINFER_MAX_DIMS ? layers[i].num_dims : NVDSINFER_MAX_DIMS;
-            unsigned long long elements = 1;
-            for (unsigned k = 0; k < count; ++k) {
-                info.inferDims.d[k] = layers[i].dims[k];
-                elements *= layers[i].dims[k];
-            }
-            info.inferDims.numElements = static_cast<unsigned>(elements);
-            info.bindingIndex = static_cast<int>(i) + 1;  // binding 0 is the input
-            info.layerName = layers[i].name;
-            info.buffer = const_cast<void*>(layers[i].buffer);
-            info.isInput = 0;
-        }
+        std::vector<NvDsInferLayerInfo> infos = layer_infos(layers, layer_count);
         NvDsInferNetworkInfo net{net_width, net_height, net_channels};
+        // Built in place, as nvinfer does: perClassThreshold must reference this object's own vector.
         NvDsInferParseDetectionParams params;
         params.numClassesConfigured = num_classes_configured;
         if (precluster_count)
@@ -174,6 +232,71 @@ size_t dsp_parser_objects(const dsp_parser* p, dsp_object* out, size_t capacity)
 const char* dsp_parser_error(const dsp_parser* p) { return p ? p->error.c_str() : "no parser"; }
 
 int dsp_parser_abi(const dsp_parser* p) { return p ? p->abi : 0; }
+
+int dsp_parser_time(dsp_parser* p, const dsp_layer* layers, unsigned layer_count, unsigned frame_count,
+                    unsigned net_width, unsigned net_height, unsigned net_channels, unsigned num_classes_configured,
+                    const float* precluster_thresholds, size_t precluster_count, unsigned warmup, unsigned iterations,
+                    double* ns_out) {
+    if (p == nullptr) return DSP_PARSER_BAD_CALL;
+    try {
+        p->error.clear();
+        if (frame_count == 0 || layers == nullptr || (iterations > 0 && ns_out == nullptr)) {
+            p->error = "frame_count, layers and ns_out are required";
+            return DSP_PARSER_BAD_CALL;
+        }
+        std::vector<std::vector<NvDsInferLayerInfo>> frames;
+        for (unsigned f = 0; f < frame_count; ++f) frames.push_back(layer_infos(layers + f * layer_count, layer_count));
+        NvDsInferNetworkInfo net{net_width, net_height, net_channels};
+        NvDsInferParseDetectionParams params;
+        params.numClassesConfigured = num_classes_configured;
+        if (precluster_count)
+            params.perClassPreclusterThreshold.assign(precluster_thresholds, precluster_thresholds + precluster_count);
+        return p->abi == 8 ? time_detector<ObjectInfoAbi8>(p, frames, net, params, warmup, iterations, ns_out)
+                           : time_detector<ObjectInfoAbi9>(p, frames, net, params, warmup, iterations, ns_out);
+    } catch (const std::exception& e) {
+        p->error = std::string("parser threw: ") + e.what();
+    } catch (...) {
+        p->error = "parser threw a non-standard exception";
+    }
+    return DSP_PARSER_THREW;
+}
+
+unsigned long long dsp_read_floor(const dsp_layer* layers, unsigned layer_count, unsigned frame_count, unsigned warmup,
+                                  unsigned iterations, double* ns_out) {
+    if (layers == nullptr || frame_count == 0) return 0;
+    uint64_t checksum = 0;
+    auto read_frame = [&](unsigned frame) {
+        uint64_t a0 = 0, a1 = 0, a2 = 0, a3 = 0;
+        for (unsigned i = 0; i < layer_count; ++i) {
+            const dsp_layer& layer = layers[frame * layer_count + i];
+            const size_t bytes = layer_bytes(layer);
+            const unsigned char* data = static_cast<const unsigned char*>(layer.buffer);
+            const size_t words = bytes / 8;
+            size_t w = 0;
+            for (; w + 4 <= words; w += 4) {
+                uint64_t v0, v1, v2, v3;
+                std::memcpy(&v0, data + 8 * w, 8);
+                std::memcpy(&v1, data + 8 * (w + 1), 8);
+                std::memcpy(&v2, data + 8 * (w + 2), 8);
+                std::memcpy(&v3, data + 8 * (w + 3), 8);
+                a0 += v0;
+                a1 ^= v1;
+                a2 += v2;
+                a3 ^= v3;
+            }
+            for (size_t b = 8 * w; b < bytes; ++b) a0 += data[b];
+        }
+        return a0 + a1 + a2 + a3;
+    };
+    for (unsigned k = 0; k < warmup; ++k) checksum += read_frame(k % frame_count);
+    for (unsigned k = 0; k < iterations; ++k) {
+        const auto start = std::chrono::steady_clock::now();
+        checksum += read_frame((warmup + k) % frame_count);
+        const auto stop = std::chrono::steady_clock::now();
+        if (ns_out) ns_out[k] = std::chrono::duration<double, std::nano>(stop - start).count();
+    }
+    return checksum;
+}
 
 void dsp_parser_close(dsp_parser* p) {
     if (p == nullptr) return;

@@ -66,6 +66,20 @@ DSP_API const char* dsp_parser_error(const dsp_parser* parser);
 DSP_API int dsp_parser_abi(const dsp_parser* parser);
 
 DSP_API void dsp_parser_close(dsp_parser* parser);
+
+// Benchmark: `warmup` untimed calls, then `iterations` timed calls; call k reads frame k % frame_count
+// (layers holds frame_count consecutive sets of layer_count layers: 1 frame = hot caches, many =
+// cache-cold). ns_out[k] receives each timed call's duration in nanoseconds. Returns a DSP_PARSER_*
+// status (the last call's) or DSP_PARSER_BAD_CALL.
+DSP_API int dsp_parser_time(dsp_parser* parser, const dsp_layer* layers, unsigned layer_count, unsigned frame_count,
+                            unsigned net_width, unsigned net_height, unsigned net_channels,
+                            unsigned num_classes_configured, const float* precluster_thresholds,
+                            size_t precluster_count, unsigned warmup, unsigned iterations, double* ns_out);
+
+// The floor a parser is compared with: one pass reading every byte of the same layers, with four
+// independent accumulators, timed like dsp_parser_time. Returns a checksum (so the reads happen).
+DSP_API unsigned long long dsp_read_floor(const dsp_layer* layers, unsigned layer_count, unsigned frame_count,
+                                          unsigned warmup, unsigned iterations, double* ns_out);
 // cffi-end
 
 #ifdef __cplusplus

@@ -3,6 +3,7 @@
 #ifndef DSPARSERS_PARSER_SUPPORT_H
 #define DSPARSERS_PARSER_SUPPORT_H
 
+#include <climits>
 #include <cmath>
 #include <cstdarg>
 #include <cstdint>
@@ -112,6 +113,57 @@ inline float precluster_threshold(const NvDsInferParseDetectionParams& params, u
     const std::vector<float>& thresholds = params.perClassPreclusterThreshold;
     return class_id < thresholds.size() ? thresholds[class_id] : kDefaultPreclusterThreshold;
 }
+
+// -- threshold prefilter -------------------------------------------------------------------------
+// Dense heads keep ~1% of their candidates. Kernels first compute, per candidate, an upper bound of
+// its best class score with branch-free, vectorisable max passes over contiguous memory, and run the
+// exact (NaN-aware, tie-breaking) argmax only where that bound reaches the smallest class threshold.
+// For HALF data the bound works on the raw bit patterns: for non-negative halves, integer order is
+// value order, negative halves compare below every non-negative bound, and NaN lands above +inf
+// (so NaN candidates go to the exact pass, which drops them).
+
+// The lowest threshold any class in [0, classes) can be held to; NaN thresholds never pass.
+inline float lowest_threshold(const NvDsInferParseDetectionParams& params, unsigned classes) {
+    float lowest = INFINITY;
+    for (unsigned c = 0; c < classes; ++c) {
+        const float t = precluster_threshold(params, c);
+        if (t < lowest) lowest = t;
+    }
+    return lowest;
+}
+
+// Prefilter bound for HALF data: the bit pattern of the largest half <= threshold (threshold > 0).
+inline int16_t half_bound_bits(float threshold) {
+    if (!(threshold < 65504.0f)) return 0x7c00;  // only +inf and NaN can reach it
+    uint32_t bits;
+    std::memcpy(&bits, &threshold, sizeof(bits));
+    const int exponent = static_cast<int>((bits >> 23) & 0xffu) - 127;
+    if (exponent < -14) return 0;  // below the smallest normal half: keep every non-negative value
+    return static_cast<int16_t>(((exponent + 15) << 10) | ((bits >> 13) & 0x3ffu));  // truncation rounds down
+}
+
+// Running maximum, element-wise: bound[i] = max(bound[i], row[i]) with NaN never replacing a value.
+inline void running_max(float* __restrict bound, const float* __restrict row, size_t n) {
+    for (size_t i = 0; i < n; ++i) bound[i] = row[i] > bound[i] ? row[i] : bound[i];
+}
+inline void running_max(int16_t* __restrict bound, const uint16_t* __restrict row, size_t n) {
+    for (size_t i = 0; i < n; ++i) {
+        const int16_t v = static_cast<int16_t>(row[i]);
+        bound[i] = v > bound[i] ? v : bound[i];
+    }
+}
+
+template <typename T> struct Bound;
+template <> struct Bound<float> {
+    using type = float;
+    static constexpr float lowest() { return -INFINITY; }
+    static float of(float threshold) { return threshold; }
+};
+template <> struct Bound<uint16_t> {
+    using type = int16_t;
+    static constexpr int16_t lowest() { return INT16_MIN; }
+    static int16_t of(float threshold) { return half_bound_bits(threshold); }
+};
 
 inline float clip(float value, float high) { return value < 0.0f ? 0.0f : (value > high ? high : value); }
 

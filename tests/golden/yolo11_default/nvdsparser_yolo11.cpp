@@ -48,27 +48,46 @@ inline void add_candidate(const T* data, size_t index, size_t box_stride, float 
     dsparsers::add_box(objects, network, class_id, score, cx - half_w, cy - half_h, cx + half_w, cy + half_h);
 }
 
-// [4+C, N]: find each candidate's best class reading every class row front to back (contiguous,
-// vectorisable), then visit the survivors.
+// Candidate `index` of a channel-major head: its best class (NaN never wins, ties keep the lower id),
+// reading the class rows with stride `count`.
+template <typename T>
+inline void add_channel_major(const T* data, size_t index, size_t count, const NvDsInferNetworkInfo& network,
+                              const NvDsInferParseDetectionParams& params,
+                              std::vector<NvDsInferObjectDetectionInfo>& objects) {
+    float best_score = -INFINITY;
+    unsigned best_class = 0;
+    for (unsigned c = 0; c < kNumClasses; ++c) {
+        const float score = dsparsers::load(data, static_cast<size_t>(kScoreChannels + c) * count + index);
+        if (score > best_score) {
+            best_score = score;
+            best_class = c;
+        }
+    }
+    add_candidate(data, index, count, best_score, best_class, network, params, objects);
+}
+
+// [4+C, N], in blocks of candidates: a branch-free running maximum over each class row segment
+// (contiguous, vectorised) bounds every candidate's best score; only candidates whose bound reaches
+// the lowest class threshold take the exact pass, while their rows are still in cache. Blocks are
+// large so that each class row streams through memory in long runs.
+constexpr size_t kBlock = 8192;
+
 template <typename T>
 void decode(const T* data, size_t count, const NvDsInferNetworkInfo& network,
             const NvDsInferParseDetectionParams& params, std::vector<NvDsInferObjectDetectionInfo>& objects) {
-    thread_local std::vector<float> best_score;
-    thread_local std::vector<uint32_t> best_class;
-    best_score.assign(count, -INFINITY);
-    best_class.assign(count, 0);
-    for (unsigned c = 0; c < kNumClasses; ++c) {
-        const T* row = data + static_cast<size_t>(kScoreChannels + c) * count;
-        for (size_t i = 0; i < count; ++i) {
-            const float score = dsparsers::load(row, i);
-            if (score > best_score[i]) {  // NaN never wins; ties keep the lower class
-                best_score[i] = score;
-                best_class[i] = c;
-            }
-        }
+    using Bound = dsparsers::Bound<T>;
+    const unsigned classes = kNumClasses < params.numClassesConfigured ? kNumClasses : params.numClassesConfigured;
+    const float lowest = dsparsers::lowest_threshold(params, classes);
+    const auto floor = lowest > 0.0f ? Bound::of(lowest) : Bound::lowest();  // <= 0: nothing can be ruled out
+    typename Bound::type bound[kBlock];
+    for (size_t first = 0; first < count; first += kBlock) {
+        const size_t n = count - first < kBlock ? count - first : kBlock;
+        for (size_t i = 0; i < n; ++i) bound[i] = Bound::lowest();
+        for (unsigned c = 0; c < kNumClasses; ++c)
+            dsparsers::running_max(bound, data + static_cast<size_t>(kScoreChannels + c) * count + first, n);
+        for (size_t i = 0; i < n; ++i)
+            if (bound[i] >= floor) add_channel_major(data, first + i, count, network, params, objects);
     }
-    for (size_t i = 0; i < count; ++i)
-        add_candidate(data, i, count, best_score[i], best_class[i], network, params, objects);
 }
 
 bool parse(const std::vector<NvDsInferLayerInfo>& layers, const NvDsInferNetworkInfo& network,

@@ -1,0 +1,74 @@
+"""Benchmarks of parser libraries: per-frame time against the read floor, measured in the same run.
+
+The floor is one pass that only reads every byte of the same output tensors (four accumulators,
+compiled with the same flags as the parsers), so ``ratio = parser / floor`` says how close a parser
+runs to memory speed on this machine. Hot mode reuses one frame (caches warm, as for small heads);
+rotating mode cycles through enough frames to exceed the last-level cache (cache-cold, as when many
+streams share a core).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .architecture import Architecture, HeadParams
+from .harness import ParserLibrary, read_floor
+
+#: rotating mode cycles through at least this many bytes of output tensors
+ROTATING_BYTES = 96 << 20
+MAX_ROTATING_FRAMES = 256
+
+
+@dataclass(frozen=True)
+class BenchResult:
+    mode: str
+    frames: int
+    frame_bytes: int
+    objects: int
+    parser_ns: np.ndarray
+    floor_ns: np.ndarray
+
+    @property
+    def median_us(self) -> float:
+        return float(np.median(self.parser_ns)) / 1e3
+
+    @property
+    def p90_us(self) -> float:
+        return float(np.percentile(self.parser_ns, 90)) / 1e3
+
+    @property
+    def floor_median_us(self) -> float:
+        return float(np.median(self.floor_ns)) / 1e3
+
+    @property
+    def ratio(self) -> float:
+        return self.median_us / self.floor_median_us if self.floor_median_us > 0 else float("inf")
+
+
+def frame_bytes(case) -> int:
+    return sum(int(np.asarray(layer.data).nbytes) for layer in case.layers)
+
+
+def run_bench(library: ParserLibrary, arch: Architecture, params: HeadParams, *, density: float = 0.01,
+              modes=("hot", "rotating"), iterations: int = 2000, warmup: int = 200, seed: int = 0) -> list[BenchResult]:
+    rng = np.random.default_rng(seed)
+    first = arch.bench_case(params, density, rng)
+    size = frame_bytes(first)
+    objects = len(library.parse(first).objects)
+    results = []
+    for mode in modes:
+        if mode == "hot":
+            cases = [first]
+        else:
+            frames = int(min(MAX_ROTATING_FRAMES, max(2, -(-ROTATING_BYTES // max(1, size)))))
+            cases = [first] + [arch.bench_case(params, density, rng) for _ in range(frames - 1)]
+        # Interleave parser and floor in rounds so that frequency drift hits both alike.
+        rounds = 4
+        parser_ns, floor_ns = [], []
+        for _ in range(rounds):
+            parser_ns.append(library.time(cases, warmup=warmup // rounds, iterations=iterations // rounds))
+            floor_ns.append(read_floor(cases, warmup=warmup // rounds, iterations=iterations // rounds))
+        results.append(BenchResult(mode, len(cases), size, objects, np.concatenate(parser_ns), np.concatenate(floor_ns)))
+    return results

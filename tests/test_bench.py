@@ -1,0 +1,51 @@
+"""`dsparsers bench`: it runs, reports per-frame figures beside the read floor, and works on any library.
+(No timing is asserted: speed is reported by the benchmark, never tested.)"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+
+from dsparsers.bench import run_bench
+from dsparsers.parser_io import DetectionParams, Layer, NetworkInfo, ParserCase
+
+
+def test_bench_command_reports_parser_and_floor(tmp_path):
+    result = subprocess.run([sys.executable, "-m", "dsparsers.cli", "bench", "--arch", "yolo11", "--iterations", "40",
+                             "--mode", "both", "--json"], capture_output=True, text=True,
+                            env={**__import__("os").environ, "DSPARSERS_CACHE_DIR": str(tmp_path)})
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["head"].startswith("output0 [84, 8400]")
+    hot, rotating = report["results"]
+    assert (hot["mode"], hot["frames"], rotating["mode"]) == ("hot", 1, "rotating")
+    assert rotating["frames"] * rotating["frame_bytes"] >= 96 << 20
+    for row in (hot, rotating):
+        assert row["median_us"] > 0 and row["floor_median_us"] > 0 and row["p90_us"] >= row["median_us"]
+        assert 40 <= row["objects"] <= 140  # 1% of 8400 candidates above threshold
+
+
+def test_bench_input_has_the_requested_density(open_parser):
+    architecture, params, library = open_parser("yolo11", classes=80)
+    results = run_bench(library, architecture, params, density=0.05, modes=("hot",), iterations=20, warmup=4)
+    assert 0.04 * 8400 <= results[0].objects <= 0.06 * 8400
+    assert results[0].parser_ns.shape == (20,) and results[0].floor_ns.shape == (20,)
+
+
+def test_fp16_prefilter_never_drops_a_score_at_or_above_threshold(open_parser):
+    """The HALF prefilter compares bit patterns against the largest half <= threshold: a half just
+    below 0.3 must be dropped and the next one up kept (0.3 is not representable in binary16)."""
+    architecture, params, library = open_parser("yolo11", classes=80)
+    above = np.float16(0.3)  # rounds up, to 0.30005
+    below = np.nextafter(above, np.float16(0))
+    assert float(below) < 0.3 < float(above)
+    data = np.zeros((84, 3), np.float16)
+    data[0:4] = [[100, 200, 300], [100, 100, 100], [10, 10, 10], [10, 10, 10]]
+    data[4 + 5, 0], data[4 + 6, 1], data[4 + 7, 2] = below, above, np.float16(np.nan)
+    case = ParserCase((Layer("output0", data),), NetworkInfo(640, 640), DetectionParams.uniform(80, 0.3))
+    got = library.parse(case)
+    assert [int(o["class_id"]) for o in got.objects] == [6]
+    assert [int(o["class_id"]) for o in architecture.reference(case, params).objects] == [6]
