@@ -158,12 +158,23 @@ template <> struct Bound<float> {
     using type = float;
     static constexpr float lowest() { return -INFINITY; }
     static float of(float threshold) { return threshold; }
+    static float at(const float* data, size_t index) { return data[index]; }
 };
 template <> struct Bound<uint16_t> {
     using type = int16_t;
     static constexpr int16_t lowest() { return INT16_MIN; }
     static int16_t of(float threshold) { return half_bound_bits(threshold); }
+    static int16_t at(const uint16_t* data, size_t index) { return static_cast<int16_t>(data[index]); }
 };
+
+// The prefilter floor for element type T: a value whose bound is below it cannot reach any class
+// threshold (<= 0 thresholds rule nothing out).
+template <typename T>
+inline typename Bound<T>::type prefilter_floor(const NvDsInferParseDetectionParams& params, unsigned model_classes) {
+    const unsigned classes = model_classes < params.numClassesConfigured ? model_classes : params.numClassesConfigured;
+    const float lowest = lowest_threshold(params, classes);
+    return lowest > 0.0f ? Bound<T>::of(lowest) : Bound<T>::lowest();
+}
 
 inline float clip(float value, float high) { return value < 0.0f ? 0.0f : (value > high ? high : value); }
 

@@ -76,9 +76,7 @@ template <typename T>
 void decode(const T* data, size_t count, const NvDsInferNetworkInfo& network,
             const NvDsInferParseDetectionParams& params, std::vector<NvDsInferObjectDetectionInfo>& objects) {
     using Bound = dsparsers::Bound<T>;
-    const unsigned classes = kNumClasses < params.numClassesConfigured ? kNumClasses : params.numClassesConfigured;
-    const float lowest = dsparsers::lowest_threshold(params, classes);
-    const auto floor = lowest > 0.0f ? Bound::of(lowest) : Bound::lowest();  // <= 0: nothing can be ruled out
+    const auto floor = dsparsers::prefilter_floor<T>(params, kNumClasses);
     typename Bound::type bound[kBlock];
     for (size_t first = 0; first < count; first += kBlock) {
         const size_t n = count - first < kBlock ? count - first : kBlock;
