@@ -217,6 +217,9 @@ def generate(arch, onnx_path, output, classes, input_size, extra, do_build, abi,
     table.add_row("source", str(Path(output) / generated.source_name))
     table.add_row("config", str(Path(output) / generated.config_name))
     table.add_row("labels", str(Path(output) / "labels.txt"))
+    if getattr(architecture, "patchable", False) and model is not None:
+        table.add_row("faster", f"`dsparsers patch {onnx_path} -o patched.onnx` moves the decode into the engine: the "
+                      f"parser then reads 6 instead of {params.channels} floats per candidate (README: benchmarks)")
     if do_build:
         result = _build(Path(output), abi, deepstream_include)
         table.add_row("library", f"{result.library} (DeepStream ABI {result.abi}, {result.headers} headers)")
@@ -292,6 +295,33 @@ def conform(library, function, arch, directory, examples, abi, seed, classes, in
                                      progress=lambda n: status.update(f"conformance: example {n}/{examples}"))
     render_report(report, out)
     sys.exit(0 if report.passed else 1)
+
+
+# -- patch --------------------------------------------------------------------------------------
+@main.command()
+@click.argument("model", type=click.Path(path_type=Path))
+@click.option("-o", "--output", type=click.Path(path_type=Path), required=True, help="The patched model to write.")
+@click.option("--arch", help="Architecture of MODEL [default: detected].")
+@click.option("--topk", type=int, help="Keep only the K best rows (TopK in the engine).")
+def patch(model, output, arch, topk):
+    """Append a decode head to MODEL so the engine outputs compact [B, N, 6] rows (deepstream-yolo parser)."""
+    from .model import load_model
+    from .patch import COMPACT_ARCHITECTURE, patch_model
+    from .selection import choose
+
+    registry = _registry()
+    info = load_model(model)
+    choice = choose(registry, info, arch)
+    architecture = choice.provided.architecture
+    params = architecture.head_params(info, _options(None, None, (), choice.requested_as))
+    if Path(output).resolve() == Path(model).resolve():
+        raise UsageError(f"-o {output}: would overwrite the input model")
+    with err.status(f"patching {model}..."):
+        patch_model(model, output, architecture, params, topk=topk)
+    rows = topk or params.num_candidates or "N"
+    out.print(f"wrote [bold]{output}[/]: output [B, {rows}, 6] (x1 y1 x2 y2 score class) decoded in the engine; "
+              f"the parser reads 6 instead of {params.channels} floats per candidate")
+    print(f"next: dsparsers generate --onnx {output} --arch {COMPACT_ARCHITECTURE} --build")
 
 
 # -- bench --------------------------------------------------------------------------------------

@@ -60,6 +60,8 @@ class DenseYoloHead(Architecture):
     default_layout: ClassVar[str] = "channels"
     template = "yolo_dense_head.cpp.j2"
     params_type = DenseHeadParams
+    #: `dsparsers patch` can move this head's decode into the engine (see dsparsers.patch)
+    patchable = True
     options = {
         "layout": "channels ([4+C, N]) or rows ([N, 4+C]); without --onnx only",
         "output": "output tensor name the parser looks for first (default output0)",

@@ -148,7 +148,7 @@ class EndToEndYolo(DecodedRows):
 
     def evidence(self, model, head):
         score, why = 0.0, []
-        if model.metadata.get("end2end") == "True":
+        if model.metadata.get("end2end") == "True" and "dsparsers_patched" not in model.metadata:
             score += 0.35
             why.append("metadata end2end=True")
         if model.metadata.get("args", "").find("'nms': True") >= 0:
@@ -199,6 +199,9 @@ class DeepStreamYolo(DecodedRows):
         if model.metadata.get("end2end") == "True":
             score -= 0.3
             why.append("but metadata end2end=True")
+        if model.metadata.get("dsparsers_patched", "").startswith(self.name):
+            score += 0.4
+            why.append("decode head appended by `dsparsers patch`")
         return score, why
 
 
