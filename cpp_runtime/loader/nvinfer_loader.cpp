@@ -91,6 +91,24 @@ static std::vector<NvDsInferLayerInfo> layer_infos(const dsp_layer* layers, unsi
     return infos;
 }
 
+// Copies a parser's objects into the handle in the ABI-neutral layout.
+template <typename Object>
+static void keep_objects(dsp_parser* p, const std::vector<Object>& out) {
+    p->objects.clear();
+    p->objects.reserve(out.size());
+    for (const Object& o : out) {
+        dsp_object d{};
+        d.class_id = o.classId;
+        d.left = o.left;
+        d.top = o.top;
+        d.width = o.width;
+        d.height = o.height;
+        d.confidence = o.detectionConfidence;
+        if constexpr (sizeof(Object) == sizeof(ObjectInfoAbi9)) d.rotation_angle = o.rotation_angle;
+        p->objects.push_back(d);
+    }
+}
+
 template <typename Object>
 static int time_detector(dsp_parser* p, const std::vector<std::vector<NvDsInferLayerInfo>>& frames,
                          NvDsInferNetworkInfo const& net, NvDsInferParseDetectionParams const& params, unsigned warmup,
@@ -110,17 +128,7 @@ static int time_detector(dsp_parser* p, const std::vector<std::vector<NvDsInferL
         const auto stop = std::chrono::steady_clock::now();
         ns_out[k] = std::chrono::duration<double, std::nano>(stop - start).count();
     }
-    p->objects.clear();
-    for (const Object& o : out) {
-        dsp_object d{};
-        d.class_id = o.classId;
-        d.left = o.left;
-        d.top = o.top;
-        d.width = o.width;
-        d.height = o.height;
-        d.confidence = o.detectionConfidence;
-        p->objects.push_back(d);
-    }
+    keep_objects(p, out);
     return ok ? DSP_PARSER_TRUE : DSP_PARSER_FALSE;
 }
 
@@ -129,19 +137,7 @@ static bool call_detector(dsp_parser* p, std::vector<NvDsInferLayerInfo> const& 
                           NvDsInferNetworkInfo const& net, NvDsInferParseDetectionParams const& params) {
     std::vector<Object> out;
     bool ok = reinterpret_cast<DetectorFunc<Object>>(p->symbol)(layers, net, params, out);
-    p->objects.clear();
-    p->objects.reserve(out.size());
-    for (const Object& o : out) {
-        dsp_object d{};
-        d.class_id = o.classId;
-        d.left = o.left;
-        d.top = o.top;
-        d.width = o.width;
-        d.height = o.height;
-        d.confidence = o.detectionConfidence;
-        if constexpr (sizeof(Object) == sizeof(ObjectInfoAbi9)) d.rotation_angle = o.rotation_angle;
-        p->objects.push_back(d);
-    }
+    keep_objects(p, out);
     return ok;
 }
 
