@@ -42,6 +42,7 @@ class ConfigDefaults:
     model_color_format: int = 0  # 0 RGB, 1 BGR, 2 GRAY
     maintain_aspect_ratio: bool = True
     symmetric_padding: bool = True
+    why_preprocessing: str = "as the family's own inference code prepares images"
     pre_cluster_threshold: float = 0.25
     nms_iou_threshold: float = 0.45
     topk: int = 300

@@ -87,7 +87,7 @@ def _config(arch: Architecture, params: HeadParams, gen_names: dict[str, str], m
     cfg.set(p, "process-mode", 1)
     cfg.set(p, "network-type", d.network_type)
     cfg.set(p, "cluster-mode", d.cluster_mode, d.why_cluster_mode)
-    cfg.set(p, "maintain-aspect-ratio", d.maintain_aspect_ratio)
+    cfg.set(p, "maintain-aspect-ratio", d.maintain_aspect_ratio, f"pre-processing: {d.why_preprocessing}")
     cfg.set(p, "symmetric-padding", d.symmetric_padding)
     cfg.set(p, "parse-bbox-func-name", gen_names["function"])
     cfg.set(p, "custom-lib-path", f"build/{gen_names['library_file']}", "built by `dsparsers build` (meson)")

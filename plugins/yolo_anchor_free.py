@@ -246,6 +246,7 @@ class AnchorFreeYolo(DenseYoloHead):
     config_defaults = ConfigDefaults(
         cluster_mode=2,
         why_cluster_mode="NMS: the head has one candidate per anchor point and no NMS of its own",
+        why_preprocessing="ultralytics: RGB, 1/255, letterbox with centred padding",
         pre_cluster_threshold=0.25, nms_iou_threshold=0.45, topk=300)
 
     def evidence(self, model, layout, num_classes, count):
@@ -285,13 +286,15 @@ class AnchorBasedYolo(DenseYoloHead):
     config_defaults = ConfigDefaults(
         cluster_mode=2,
         why_cluster_mode="NMS: the head has one candidate per anchor and no NMS of its own",
+        why_preprocessing="YOLOv5/v7/YOLOR: RGB, 1/255, letterbox with centred padding (--arch yolox writes its own)",
         pre_cluster_threshold=0.25, nms_iou_threshold=0.45, topk=300)
 
     def defaults_for(self, requested_as):
         if requested_as == "yolox":
             # YOLOX feeds the network 0-255 BGR pixels (no normalisation, OpenCV channel order) and pads
             # its letterbox at the right and bottom only.
-            return replace(self.config_defaults, net_scale_factor=1.0, model_color_format=1, symmetric_padding=False)
+            return replace(self.config_defaults, net_scale_factor=1.0, model_color_format=1, symmetric_padding=False,
+                           why_preprocessing="YOLOX: BGR, 0-255 pixels, letterbox padded right and bottom")
         return self.config_defaults
 
     def evidence(self, model, layout, num_classes, count):

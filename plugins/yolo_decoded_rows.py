@@ -141,6 +141,7 @@ class EndToEndYolo(DecodedRows):
     config_defaults = ConfigDefaults(
         cluster_mode=4,
         why_cluster_mode="none: the end-to-end head already keeps one box per object; NMS would only remove true positives",
+        why_preprocessing="ultralytics: RGB, 1/255, letterbox with centred padding",
         pre_cluster_threshold=0.25, nms_iou_threshold=0.45, topk=300)
 
     def canonical_rows(self, width, height):
@@ -178,6 +179,7 @@ class DeepStreamYolo(DecodedRows):
     config_defaults = ConfigDefaults(
         cluster_mode=2,
         why_cluster_mode="NMS: the export keeps one row per anchor point and does no NMS",
+        why_preprocessing="DeepStream-Yolo's configs: RGB, 1/255, letterbox with centred padding",
         pre_cluster_threshold=0.25, nms_iou_threshold=0.45, topk=300)
 
     def canonical_rows(self, width, height):

@@ -32,12 +32,13 @@ def test_canonical_parser_conforms(open_parser, arch):
 def test_canonical_parser_refuses_layers_it_cannot_read(open_parser, arch):
     """Every layer given wrong dims (numDims 0 and 8, a zero dim) or an unsupported type: false, no crash."""
     architecture, params, library = open_parser(arch)
+    names = layer_names(architecture, params)
     buffer = np.zeros(4096, np.float32)
     network = NetworkInfo(params.input_width, params.input_height)
     det = DetectionParams.uniform(params.num_classes, 0.25)
     for dims, dtype in (((), None), ((8, 8, 8, 8, 8, 8, 8, 8), None), ((0, 6), None), ((5, 0), None),
                         ((4, 4), DataType.INT8), ((7, 3, 3), DataType.UINT8)):
-        layers = tuple(Layer(name, buffer, dims=dims, data_type=dtype) for name in layer_names(architecture, params))
+        layers = tuple(Layer(name, buffer, dims=dims, data_type=dtype) for name in names)
         case = ParserCase(layers, network, det)
         assert not library.parse(case).accepted, (arch, dims, dtype)
         assert not architecture.reference(case, params).accepted, (arch, dims, dtype)
@@ -45,9 +46,10 @@ def test_canonical_parser_refuses_layers_it_cannot_read(open_parser, arch):
 
 def layer_names(architecture, params) -> list[str]:
     """The layer names a canonical case of ``architecture`` uses (drawn once from its strategy)."""
-    from hypothesis import find
+    from hypothesis import HealthCheck, find, settings
 
-    case = find(architecture.strategy(params), lambda c: True)
+    case = find(architecture.strategy(params), lambda c: True,
+                settings=settings(max_examples=1, database=None, suppress_health_check=list(HealthCheck)))
     return [layer.name for layer in case.layers]
 
 

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from dsparsers.parser_io import DataType, DetectionParams, Layer, NetworkInfo, ParserCase
+from parser_checks import objects, run_both
 
 NAN, INF = float("nan"), float("inf")
 
@@ -32,24 +33,9 @@ def case(data, *, classes, threshold=0.25, configured=None, thresholds=None, net
                       DetectionParams(configured, pre, (0.0,) * configured))
 
 
-def objects(outcome):
-    return [(int(o["class_id"]), *(round(float(o[f]), 4) for f in ("left", "top", "width", "height", "confidence")))
-            for o in outcome.objects]
-
-
 @pytest.fixture(scope="module")
 def yolo80(open_parser):
     return open_parser("yolo11", classes=80)
-
-
-def run_both(parser, data_case):
-    """(library outcome, reference outcome), after checking they agree exactly."""
-    architecture, params, library = parser
-    got = library.parse(data_case)
-    want = architecture.reference(data_case, params)
-    assert got.accepted == want.accepted
-    assert objects(got) == objects(want)
-    return got
 
 
 def test_single_box_is_converted_from_center_to_left_top(yolo80):

@@ -122,7 +122,8 @@ def test_pose_export_is_not_taken_for_a_detector(registry, tmp_path):
         choose(registry, model, None)
     message = str(info.value)
     assert "no architecture recognises its outputs output0 [1, 56, 8400] float32" in message
-    assert "closest: yolo-anchor-free (metadata task='pose'" in message
+    assert "yolo-anchor-free (metadata task='pose': a detection parser would misread this head)" in message
+    assert message.split("; closest: ", 1)[1]  # the near misses are listed
 
 
 def test_inspect_json_lists_everything(tmp_path):
@@ -142,7 +143,7 @@ def test_inspect_text_and_no_match_message(tmp_path):
     result = cli("inspect", str(odd))
     assert result.returncode == 0
     assert "no architecture recognises these heads: a [1, 4] float32, b [1, 10, 10, 10] float32" in result.stdout
-    assert "known heads: yolo-anchor-free" in result.stdout
+    assert "known heads: " in result.stdout and "yolo-anchor-free: output0 [B, 4+C, N]" in result.stdout
 
 
 def test_inspect_of_a_bad_file_exits_2_with_one_line(tmp_path):

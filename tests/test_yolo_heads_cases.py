@@ -11,20 +11,9 @@ from dsparsers.model import load_model
 from dsparsers.parser_io import DetectionParams, Layer, NetworkInfo, ParserCase
 from dsparsers.selection import choose
 from onnx_graphs import head_model, ultralytics_names
+from parser_checks import objects, run_both
 
 NAN, INF = float("nan"), float("inf")
-
-
-def objects(outcome):
-    return [(int(o["class_id"]), *(round(float(o[f]), 4) for f in ("left", "top", "width", "height", "confidence")))
-            for o in outcome.objects]
-
-
-def run_both(parser, case):
-    architecture, params, library = parser
-    got, want = library.parse(case), architecture.reference(case, params)
-    assert got.accepted == want.accepted and objects(got) == objects(want)
-    return got
 
 
 def one_layer(name, data, classes, threshold=0.25, network=(640, 640), configured=None):
