@@ -32,7 +32,7 @@ from dsparsers import reference as ref
 from dsparsers.architecture import Architecture, ConfigDefaults, GenerateOptions, HeadParams, Match
 from dsparsers.errors import UsageError
 from dsparsers.model import ModelInfo, NodeInfo, TensorInfo
-from dsparsers.parser_io import DataType, Layer, NetworkInfo, ParseOutcome, ParserCase
+from dsparsers.parser_io import DataType, DetectionParams, Layer, NetworkInfo, ParseOutcome, ParserCase
 from dsparsers.strategies import corner_box, detection_params, float_class_id, networks, plain_score
 
 NMS_OPS = ("BatchedNMS_TRT", "BatchedNMSDynamic_TRT")
@@ -284,6 +284,19 @@ class TaoBatchedNms(Architecture):
 
     def strategy(self, params: BatchedNmsParams):
         return _cases(params)
+
+    def bench_case(self, params: BatchedNmsParams, density: float, rng) -> ParserCase:
+        rows = params.keep_top_k
+        kept = max(1, int(round(density * rows)))
+        scale = np.float32(1.0) if params.coords == "normalized" else np.float32(min(params.input_width, params.input_height))
+        corners = rng.uniform(0, 0.8, (rows, 2)).astype(np.float32)
+        boxes = np.concatenate([corners, corners + rng.uniform(0.01, 0.2, (rows, 2)).astype(np.float32)], axis=1) * scale
+        scores = np.where(np.arange(rows) < kept, rng.uniform(0.3, 1.0, rows), 0).astype(np.float32)
+        classes = np.where(np.arange(rows) < kept, rng.integers(0, params.num_classes, rows), -1).astype(np.float32)
+        layers = (Layer(params.count_name, np.array([kept], np.int32)), Layer(params.boxes_name, boxes.astype(np.float32)),
+                  Layer(params.scores_name, scores), Layer(params.classes_name, classes))
+        return ParserCase(layers, NetworkInfo(params.input_width, params.input_height),
+                          DetectionParams.uniform(params.num_classes, 0.25))
 
     def explain(self, case: ParserCase, params: BatchedNmsParams) -> list[dict[str, Any]]:
         found = self._find(case, params)

@@ -38,7 +38,7 @@ from dsparsers.architecture import Architecture, ConfigDefaults, GenerateOptions
 from dsparsers.datasets import COCO80
 from dsparsers.errors import UsageError
 from dsparsers.model import ModelInfo, TensorInfo
-from dsparsers.parser_io import Layer, ParseOutcome, ParserCase
+from dsparsers.parser_io import DetectionParams, Layer, NetworkInfo, ParseOutcome, ParserCase
 from dsparsers.strategies import corner_box, detection_params, float_dtypes, networks, score_plan
 
 BOX_COLUMNS = 4
@@ -314,6 +314,20 @@ class YoloBoxesScores(Architecture):
 
     def strategy(self, params: BoxesScoresParams):
         return _cases(params)
+
+    def bench_case(self, params: BoxesScoresParams, density: float, rng) -> ParserCase:
+        count = params.num_candidates or candidates_at(params.input_width, params.input_height)
+        boxes = np.zeros((count, BOX_COLUMNS), np.float32)
+        boxes[:, 0] = rng.uniform(0, params.input_width - 200, count)
+        boxes[:, 1] = rng.uniform(0, params.input_height - 200, count)
+        boxes[:, 2:4] = boxes[:, 0:2] + rng.uniform(4, 200, (count, 2))
+        scores = rng.uniform(0, 0.05, (count, params.num_classes)).astype(np.float32)
+        hits = rng.random(count) < density
+        scores[hits, rng.integers(0, params.num_classes, int(hits.sum()))] = rng.uniform(0.3, 1.0, int(hits.sum()))
+        scores = np.ascontiguousarray(scores.T if params.scores_layout == "channels" else scores)
+        return ParserCase((Layer(params.boxes_name, boxes), Layer(params.scores_name, scores)),
+                          NetworkInfo(params.input_width, params.input_height),
+                          DetectionParams.uniform(params.num_classes, 0.25))
 
     def explain(self, case: ParserCase, params: BoxesScoresParams) -> list[dict[str, Any]]:
         boxes, scores = self._find(case, params)

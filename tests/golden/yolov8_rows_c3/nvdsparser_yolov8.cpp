@@ -24,6 +24,7 @@ constexpr const char* kOutputName = "output0";
 constexpr unsigned kBoxChannels = 4;
 constexpr unsigned kScoreChannels = 4;  // box, then the classes
 constexpr unsigned kNumClasses = 3;
+constexpr size_t kReserve = 256;  // objects reserved per frame before decoding
 constexpr unsigned kChannels = kScoreChannels + kNumClasses;
 constexpr unsigned kChannelAxis = 1;  // dims are [N, 4+C]
 
@@ -98,6 +99,7 @@ bool parse(const std::vector<NvDsInferLayerInfo>& layers, const NvDsInferNetwork
             dsparsers::report(kParser, "num-detected-classes is %u but the model has %u classes; ids >= %u are dropped",
                               params.numClassesConfigured, kNumClasses, params.numClassesConfigured);
     }
+    objects.reserve(objects.size() + (count < kReserve ? count : kReserve));  // no regrowth for typical frames
     switch (layer->dataType) {
         case FLOAT:
             decode(static_cast<const float*>(layer->buffer), count, network, params, objects);
