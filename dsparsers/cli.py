@@ -217,9 +217,10 @@ def generate(arch, onnx_path, output, classes, input_size, extra, do_build, abi,
     table.add_row("source", str(Path(output) / generated.source_name))
     table.add_row("config", str(Path(output) / generated.config_name))
     table.add_row("labels", str(Path(output) / "labels.txt"))
-    if getattr(architecture, "patchable", False) and model is not None:
+    if hasattr(architecture, "append_decode") and model is not None:
         table.add_row("faster", f"`dsparsers patch {onnx_path} -o patched.onnx` moves the decode into the engine: the "
-                      f"parser then reads 6 instead of {params.channels} floats per candidate (README: benchmarks)")
+                      f"parser then reads 6 floats per candidate instead of {params.num_classes + 4} or more "
+                      "(measured in the README's benchmarks)")
     if do_build:
         result = _build(Path(output), abi, deepstream_include)
         table.add_row("library", f"{result.library} (DeepStream ABI {result.abi}, {result.headers} headers)")
@@ -318,9 +319,9 @@ def patch(model, output, arch, topk):
         raise UsageError(f"-o {output}: would overwrite the input model")
     with err.status(f"patching {model}..."):
         patch_model(model, output, architecture, params, topk=topk)
-    rows = topk or params.num_candidates or "N"
+    rows = topk or getattr(params, "num_candidates", None) or "N"
     out.print(f"wrote [bold]{output}[/]: output [B, {rows}, 6] (x1 y1 x2 y2 score class) decoded in the engine; "
-              f"the parser reads 6 instead of {params.channels} floats per candidate")
+              f"the parser reads 6 floats per candidate instead of {params.num_classes + 4} or more")
     print(f"next: dsparsers generate --onnx {output} --arch {COMPACT_ARCHITECTURE} --build")
 
 

@@ -1,5 +1,8 @@
 """Moving the decode into the engine: append a decode head to a recognised model with onnx-graphsurgeon.
 
+Architectures that can be patched implement ``append_decode(graph, opset, params, *, topk, source)``
+with the building blocks below and return the new ``output`` tensor.
+
 A dense YOLO head hands the CPU parser (4+C) x N floats per frame (2.8 MB for YOLO11 at 640); after
 the patch the engine itself converts boxes to corners and picks each candidate's best class and
 score on the GPU, and the model outputs ``output`` [B, N, 6] rows (x1 y1 x2 y2 score class: the
@@ -23,51 +26,69 @@ PATCHED_KEY = "dsparsers_patched"
 COMPACT_ARCHITECTURE = "deepstream-yolo"
 
 
-def _reduce_max(graph, opset: int, tensor, axis: int):
+def reduce_max(graph, opset: int, tensor, axis: int, name: str = "dsp_score"):
+    """ReduceMax keeping the axis (its axes moved from an attribute to an input in opset 18)."""
     if opset >= 18:
-        return graph.layer(op="ReduceMax", inputs=[tensor, np.array([axis], np.int64)], outputs=["dsp_score"],
+        return graph.layer(op="ReduceMax", inputs=[tensor, np.array([axis], np.int64)], outputs=[name],
                            attrs={"keepdims": 1})[0]
-    return graph.layer(op="ReduceMax", inputs=[tensor], outputs=["dsp_score"], attrs={"axes": [axis], "keepdims": 1})[0]
+    return graph.layer(op="ReduceMax", inputs=[tensor], outputs=[name], attrs={"axes": [axis], "keepdims": 1})[0]
 
 
-def _slice(graph, tensor, start: int, end: int, name: str):
-    big = np.iinfo(np.int64).max
-    return graph.layer(op="Slice", inputs=[tensor, np.array([start], np.int64), np.array([min(end, big)], np.int64),
+def slice_last(graph, tensor, start: int, end: int | None, name: str):
+    """tensor[:, :, start:end] of a rank-3 tensor."""
+    stop = np.iinfo(np.int64).max if end is None else end
+    return graph.layer(op="Slice", inputs=[tensor, np.array([start], np.int64), np.array([stop], np.int64),
                                            np.array([2], np.int64)], outputs=[name])[0]
 
 
-def decode_head(graph, opset: int, head, *, layout: str, objectness: bool, topk: int | None):
-    """Append the decode ops after ``head`` ([B, 4(+1)+C, N] or [B, N, 4(+1)+C]); returns the new output."""
-    rows = graph.layer(op="Transpose", inputs=[head], outputs=["dsp_rows"], attrs={"perm": [0, 2, 1]})[0] \
-        if layout == "channels" else head
-    offset = 5 if objectness else 4
-    classes = _slice(graph, rows, offset, np.iinfo(np.int64).max, "dsp_classes")
-    score = _reduce_max(graph, opset, classes, 2)
-    class_id = graph.layer(op="ArgMax", inputs=[classes], outputs=["dsp_class_index"],
-                           attrs={"axis": 2, "keepdims": 1, "select_last_index": 0})[0]
-    class_id = graph.layer(op="Cast", inputs=[class_id], outputs=["dsp_class"], attrs={"to": 1})[0]
-    if objectness:
-        score = graph.layer(op="Mul", inputs=[score, _slice(graph, rows, 4, 5, "dsp_objectness")],
-                            outputs=["dsp_scaled_score"])[0]
-    center = _slice(graph, rows, 0, 2, "dsp_center")
-    half = graph.layer(op="Mul", inputs=[_slice(graph, rows, 2, 4, "dsp_size"), np.array(0.5, np.float32)],
+def transpose_last(graph, tensor, name: str):
+    return graph.layer(op="Transpose", inputs=[tensor], outputs=[name], attrs={"perm": [0, 2, 1]})[0]
+
+
+def best_class(graph, opset: int, scores):
+    """(score [B, N, 1], class id as float [B, N, 1]) of [B, N, C] scores: first maximum wins, as in the parsers."""
+    score = reduce_max(graph, opset, scores, 2)
+    index = graph.layer(op="ArgMax", inputs=[scores], outputs=["dsp_class_index"],
+                        attrs={"axis": 2, "keepdims": 1, "select_last_index": 0})[0]
+    return score, graph.layer(op="Cast", inputs=[index], outputs=["dsp_class"], attrs={"to": 1})[0]
+
+
+def corners(graph, center_size):
+    """x1 y1 x2 y2 [B, N, 4] from cx cy w h [B, N, 4], as the parsers compute them (half = size * 0.5)."""
+    center = slice_last(graph, center_size, 0, 2, "dsp_center")
+    half = graph.layer(op="Mul", inputs=[slice_last(graph, center_size, 2, 4, "dsp_size"), np.array(0.5, np.float32)],
                        outputs=["dsp_half"])[0]
     top_left = graph.layer(op="Sub", inputs=[center, half], outputs=["dsp_top_left"])[0]
     bottom_right = graph.layer(op="Add", inputs=[center, half], outputs=["dsp_bottom_right"])[0]
-    compact = graph.layer(op="Concat", inputs=[top_left, bottom_right, score, class_id], outputs=["dsp_compact"],
-                          attrs={"axis": 2})[0]
+    return graph.layer(op="Concat", inputs=[top_left, bottom_right], outputs=["dsp_corners"], attrs={"axis": 2})[0]
+
+
+def compact_rows(graph, opset: int, boxes, score, class_id, *, batch, topk: int | None):
+    """The patched output: ``output`` [B, N or K, 6] = x1 y1 x2 y2 score class, optionally the K best rows."""
+    rows = graph.layer(op="Concat", inputs=[boxes, score, class_id], outputs=["dsp_compact"], attrs={"axis": 2})[0]
     if topk:
-        flat = graph.layer(op="Squeeze", inputs=[score, np.array([2], np.int64)], outputs=["dsp_flat_score"])[0] \
-            if opset >= 13 else graph.layer(op="Squeeze", inputs=[score], outputs=["dsp_flat_score"], attrs={"axes": [2]})[0]
+        if opset >= 13:
+            flat = graph.layer(op="Squeeze", inputs=[score, np.array([2], np.int64)], outputs=["dsp_flat_score"])[0]
+        else:
+            flat = graph.layer(op="Squeeze", inputs=[score], outputs=["dsp_flat_score"], attrs={"axes": [2]})[0]
         _, indices = graph.layer(op="TopK", inputs=[flat, np.array([topk], np.int64)],
                                  outputs=["dsp_top_scores", "dsp_top_index"], attrs={"axis": 1, "largest": 1, "sorted": 1})
-        index = graph.layer(op="Unsqueeze", inputs=[indices, np.array([2], np.int64)], outputs=["dsp_top_rows"])[0] \
-            if opset >= 13 else graph.layer(op="Unsqueeze", inputs=[indices], outputs=["dsp_top_rows"], attrs={"axes": [2]})[0]
-        compact = graph.layer(op="GatherND", inputs=[compact, index], outputs=["dsp_top"], attrs={"batch_dims": 1})[0]
-    output = graph.layer(op="Identity", inputs=[compact], outputs=["output"])[0]
+        if opset >= 13:
+            index = graph.layer(op="Unsqueeze", inputs=[indices, np.array([2], np.int64)], outputs=["dsp_top_rows"])[0]
+        else:
+            index = graph.layer(op="Unsqueeze", inputs=[indices], outputs=["dsp_top_rows"], attrs={"axes": [2]})[0]
+        rows = graph.layer(op="GatherND", inputs=[rows, index], outputs=["dsp_top"], attrs={"batch_dims": 1})[0]
+    output = graph.layer(op="Identity", inputs=[rows], outputs=["output"])[0]
     output.dtype = np.float32
-    output.shape = [head.shape[0] if head.shape else "batch", topk if topk else "rows", 6]
+    output.shape = [batch if batch is not None else "batch", topk if topk else "rows", 6]
     return output
+
+
+def graph_output(graph, name: str, source: Path):
+    found = [t for t in graph.outputs if t.name == name]
+    if len(found) != 1:
+        raise ModelError(f"{source}: no output named {name!r} to patch")
+    return found[0]
 
 
 def patch_model(source: Path, target: Path, architecture, params, *, topk: int | None = None) -> Path:
@@ -75,7 +96,7 @@ def patch_model(source: Path, target: Path, architecture, params, *, topk: int |
     import onnx
     import onnx_graphsurgeon as gs
 
-    if not getattr(architecture, "patchable", False):
+    if not hasattr(architecture, "append_decode"):
         raise UsageError(f"--arch {architecture.name}: its head is already compact (or has no in-graph decode yet); "
                          "nothing to patch")
     if topk is not None and topk < 1:
@@ -86,10 +107,7 @@ def patch_model(source: Path, target: Path, architecture, params, *, topk: int |
         raise ModelError(f"{source}: cannot load with its weights: {exc}") from None
     opset = next((imp.version for imp in model.opset_import if imp.domain in ("", "ai.onnx")), 17)
     graph = gs.import_onnx(model)
-    heads = [t for t in graph.outputs if t.name == params.output_name]
-    if len(heads) != 1:
-        raise ModelError(f"{source}: no output named {params.output_name!r} to patch")
-    output = decode_head(graph, opset, heads[0], layout=params.layout, objectness=params.objectness, topk=topk)
+    output = architecture.append_decode(graph, opset, params, topk=topk, source=Path(source))
     graph.outputs = [output]
     graph.cleanup().toposort()
     patched = gs.export_onnx(graph)

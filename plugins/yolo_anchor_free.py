@@ -60,8 +60,6 @@ class DenseYoloHead(Architecture):
     default_layout: ClassVar[str] = "channels"
     template = "yolo_dense_head.cpp.j2"
     params_type = DenseHeadParams
-    #: `dsparsers patch` can move this head's decode into the engine (see dsparsers.patch)
-    patchable = True
     options = {
         "layout": "channels ([4+C, N]) or rows ([N, 4+C]); without --onnx only",
         "output": "output tensor name the parser looks for first (default output0)",
@@ -207,6 +205,21 @@ class DenseYoloHead(Architecture):
 
     def strategy(self, params: DenseHeadParams):
         return _cases(params)
+
+    def append_decode(self, graph, opset: int, params: DenseHeadParams, *, topk: int | None, source):
+        """`dsparsers patch`: the decode of this parser, in the graph (same float32 operations)."""
+        from dsparsers import patch
+
+        head = patch.graph_output(graph, params.output_name, source)
+        rows = patch.transpose_last(graph, head, "dsp_rows") if params.layout == "channels" else head
+        score, class_id = patch.best_class(graph, opset, patch.slice_last(graph, rows, params.score_offset, None,
+                                                                          "dsp_classes"))
+        if params.objectness:
+            score = graph.layer(op="Mul", inputs=[score, patch.slice_last(graph, rows, 4, 5, "dsp_objectness")],
+                                outputs=["dsp_scaled_score"])[0]
+        boxes = patch.corners(graph, patch.slice_last(graph, rows, 0, BOX_CHANNELS, "dsp_center_size"))
+        return patch.compact_rows(graph, opset, boxes, score, class_id, batch=head.shape[0] if head.shape else None,
+                                  topk=topk)
 
     def bench_case(self, params: DenseHeadParams, density: float, rng) -> ParserCase:
         count = params.num_candidates or candidates_at(params.input_width, params.input_height)

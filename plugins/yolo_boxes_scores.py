@@ -315,6 +315,18 @@ class YoloBoxesScores(Architecture):
     def strategy(self, params: BoxesScoresParams):
         return _cases(params)
 
+    def append_decode(self, graph, opset: int, params: BoxesScoresParams, *, topk: int | None, source):
+        """`dsparsers patch`: best class and score per candidate in the graph, boxes passed through."""
+        from dsparsers import patch
+
+        boxes = patch.graph_output(graph, params.boxes_name, source)
+        scores = patch.graph_output(graph, params.scores_name, source)
+        if params.scores_layout == "channels":
+            scores = patch.transpose_last(graph, scores, "dsp_scores_rows")
+        score, class_id = patch.best_class(graph, opset, scores)
+        return patch.compact_rows(graph, opset, boxes, score, class_id, batch=boxes.shape[0] if boxes.shape else None,
+                                  topk=topk)
+
     def bench_case(self, params: BoxesScoresParams, density: float, rng) -> ParserCase:
         count = params.num_candidates or candidates_at(params.input_width, params.input_height)
         boxes = np.zeros((count, BOX_COLUMNS), np.float32)

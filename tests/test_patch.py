@@ -92,3 +92,32 @@ def test_patching_a_compact_head_is_refused(tmp_path):
                             capture_output=True, text=True)
     assert result.returncode == 2 and "nothing to patch" in result.stderr
     assert not (tmp_path / "p.onnx").exists()
+
+
+def test_patched_boxes_scores_model_gives_the_same_detections(tmp_path, open_parser):
+    count, classes = 2100, 80
+    graph = helper.make_graph(
+        [helper.make_node("Identity", ["raw_boxes"], ["boxes"]), helper.make_node("Identity", ["raw_scores"], ["scores"])],
+        "nas", [helper.make_tensor_value_info("raw_boxes", TensorProto.FLOAT, [1, count, 4]),
+                helper.make_tensor_value_info("raw_scores", TensorProto.FLOAT, [1, count, classes])],
+        [helper.make_tensor_value_info("boxes", TensorProto.FLOAT, [1, count, 4]),
+         helper.make_tensor_value_info("scores", TensorProto.FLOAT, [1, count, classes])])
+    source = tmp_path / "nas.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8), str(source))
+    patched = tmp_path / "nas_patched.onnx"
+    result = subprocess.run([sys.executable, "-m", "dsparsers.cli", "patch", str(source), "-o", str(patched),
+                             "--arch", "yolo-nas"], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+
+    rows = raw_head(count, classes)
+    boxes = np.concatenate([rows[:, :2] - rows[:, 2:4] / 2, rows[:, :2] + rows[:, 2:4] / 2], axis=1).astype(np.float32)
+    feed = {"raw_boxes": boxes[None], "raw_scores": rows[None, :, 4:].copy()}
+    original = ort.InferenceSession(str(source)).run(["boxes", "scores"], feed)
+    compact = ort.InferenceSession(str(patched)).run(None, feed)[0][0]
+    params, network = DetectionParams.uniform(classes, 0.25), NetworkInfo(320, 320)
+    _, _, stock = open_parser("yolo-nas", classes=classes)
+    _, _, fast = open_parser("deepstream-yolo", classes=classes)
+    expected = stock.parse(ParserCase((Layer("boxes", original[0][0]), Layer("scores", original[1][0])), network, params))
+    got = fast.parse(ParserCase((Layer("output", compact),), network, params))
+    assert got.accepted and len(expected.objects) > 40
+    assert sorted_objects(got) == sorted_objects(expected)
