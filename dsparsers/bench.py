@@ -72,3 +72,48 @@ def run_bench(library: ParserLibrary, arch: Architecture, params: HeadParams, *,
             floor_ns.append(read_floor(cases, warmup=warmup // rounds, iterations=iterations // rounds))
         results.append(BenchResult(mode, len(cases), size, objects, np.concatenate(parser_ns), np.concatenate(floor_ns)))
     return results
+
+
+def family_report(registry, *, density: float = 0.01, iterations: int = 2000, build=None) -> list[dict]:
+    """Every architecture's canonical head, stock parser against its floor, and for the heads that
+    `dsparsers patch` can compact, the compact parser on the patched output of the same size.
+
+    ``build(architecture, params, requested_as)`` returns a BuildResult (the CLI's cached build).
+    """
+    from .architecture import GenerateOptions
+    from .patch import COMPACT_ARCHITECTURE
+
+    compact_arch = registry.get(COMPACT_ARCHITECTURE).architecture
+    rows = []
+    for provided in registry.architectures():
+        arch = provided.architecture
+        params = arch.head_params(None, GenerateOptions(requested_as=arch.name))
+        result = build(arch, params, arch.name)
+        with ParserLibrary(result.library, result.function, result.abi) as library:
+            hot, rotating = run_bench(library, arch, params, density=density, iterations=iterations)
+        row = {"architecture": arch.name, "head": arch.describe(params), "hot": hot, "rotating": rotating,
+               "compact": None}
+        if hasattr(arch, "append_decode"):
+            count = getattr(params, "num_candidates", None)
+            compact_params = compact_arch.head_params(None, GenerateOptions(
+                num_classes=params.num_classes, input_size=(params.input_width, params.input_height),
+                requested_as=COMPACT_ARCHITECTURE))
+            compact_params = type(compact_params)(**{**compact_params.__dict__, "num_rows": count})
+            compact = build(compact_arch, compact_params, COMPACT_ARCHITECTURE)
+            with ParserLibrary(compact.library, compact.function, compact.abi) as library:
+                row["compact"] = run_bench(library, compact_arch, compact_params, density=density,
+                                           iterations=iterations, modes=("hot",))[0]
+        rows.append(row)
+    return rows
+
+
+def report_markdown(rows: list[dict]) -> str:
+    lines = ["| architecture | head | stock hot us (floor) | ratio | stock cache-cold us (floor) | ratio | "
+             "patched: compact parser hot us |",
+             "|---|---|---|---|---|---|---|"]
+    for row in rows:
+        hot, cold, compact = row["hot"], row["rotating"], row["compact"]
+        lines.append(f"| `{row['architecture']}` | {row['head']} | {hot.median_us:.1f} ({hot.floor_median_us:.1f}) | "
+                     f"{hot.ratio:.2f}x | {cold.median_us:.1f} ({cold.floor_median_us:.1f}) | {cold.ratio:.2f}x | "
+                     + (f"{compact.median_us:.1f}" if compact else "-") + " |")
+    return "\n".join(lines)

@@ -327,7 +327,8 @@ def patch(model, output, arch, topk):
 
 # -- bench --------------------------------------------------------------------------------------
 @main.command()
-@click.option("--arch", required=True, help="Architecture whose head the input follows (and whose parser to build).")
+@click.option("--arch", help="Architecture whose head the input follows (and whose parser to build).")
+@click.option("--report", is_flag=True, help="Every architecture's canonical parser (and the patched compact one): a Markdown table.")
 @click.option("--lib", "library", type=click.Path(path_type=Path), help="Parser library to time [default: dsparsers' own, built for the head].")
 @click.option("--func", "function", help="Parse function name (with --lib).")
 @click.option("--input", "input_size", default="640", show_default=True, help="Network input: 640, 1280 or WxH.")
@@ -338,12 +339,19 @@ def patch(model, output, arch, topk):
 @click.option("--iterations", default=2000, show_default=True, type=click.IntRange(10, 10**7))
 @click.option("--abi", type=click.Choice(["8", "9"]), help="Object layout of --lib [default: its build record, else 9].")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-def bench(arch, library, function, input_size, classes, extra, density, mode, iterations, abi, as_json):
+def bench(arch, report, library, function, input_size, classes, extra, density, mode, iterations, abi, as_json):
     """Time a parser per frame against the speed-of-memory floor, in the same run."""
-    from .bench import run_bench
+    from .bench import family_report, report_markdown, run_bench
     from .harness import ParserLibrary
 
     registry = _registry()
+    if report:
+        with err.status("benchmarking every architecture..."):
+            rows = family_report(registry, density=density, iterations=iterations, build=_cached_build)
+        print(report_markdown(rows))
+        return
+    if not arch:
+        raise UsageError("--arch is required (or --report for every architecture)")
     architecture = registry.get(arch).architecture
     params = architecture.head_params(None, _options(classes, input_size, extra, arch))
     if library is None:

@@ -167,6 +167,36 @@ template <> struct Bound<uint16_t> {
     static int16_t at(const uint16_t* data, size_t index) { return static_cast<int16_t>(data[index]); }
 };
 
+// Per-row bound for row-major score matrices. FLOAT: the largest non-NaN value of the row, exactly
+// (-inf when there is none), kept in eight lanes so that the loop vectorises. HALF: the largest raw bit
+// pattern, as Bound<uint16_t> compares them.
+inline float row_bound(const float* __restrict row, unsigned n) {
+    float lane[8] = {-INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY};
+    unsigned k = 0;
+    for (; k + 8 <= n; k += 8)
+        for (unsigned j = 0; j < 8; ++j) lane[j] = row[k + j] > lane[j] ? row[k + j] : lane[j];
+    for (; k < n; ++k) lane[0] = row[k] > lane[0] ? row[k] : lane[0];
+    float best = lane[0];
+    for (unsigned j = 1; j < 8; ++j) best = lane[j] > best ? lane[j] : best;
+    return best;
+}
+inline int16_t row_bound(const uint16_t* __restrict row, unsigned n) {
+    int16_t lane[8] = {INT16_MIN, INT16_MIN, INT16_MIN, INT16_MIN, INT16_MIN, INT16_MIN, INT16_MIN, INT16_MIN};
+    unsigned k = 0;
+    for (; k + 8 <= n; k += 8)
+        for (unsigned j = 0; j < 8; ++j) {
+            const int16_t v = static_cast<int16_t>(row[k + j]);
+            lane[j] = v > lane[j] ? v : lane[j];
+        }
+    for (; k < n; ++k) {
+        const int16_t v = static_cast<int16_t>(row[k]);
+        lane[0] = v > lane[0] ? v : lane[0];
+    }
+    int16_t best = lane[0];
+    for (unsigned j = 1; j < 8; ++j) best = lane[j] > best ? lane[j] : best;
+    return best;
+}
+
 // The prefilter floor for element type T: a value whose bound is below it cannot reach any class
 // threshold (<= 0 thresholds rule nothing out).
 template <typename T>

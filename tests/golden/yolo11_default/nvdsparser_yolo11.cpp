@@ -11,6 +11,7 @@
 
 #include <atomic>
 #include <cmath>
+#include <type_traits>
 #include <cstdint>
 #include <exception>
 #include <vector>

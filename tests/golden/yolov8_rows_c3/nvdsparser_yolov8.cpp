@@ -11,6 +11,7 @@
 
 #include <atomic>
 #include <cmath>
+#include <type_traits>
 #include <cstdint>
 #include <exception>
 #include <vector>
@@ -49,12 +50,15 @@ inline void add_candidate(const T* data, size_t index, size_t box_stride, float 
     dsparsers::add_box(objects, network, class_id, score, cx - half_w, cy - half_h, cx + half_w, cy + half_h);
 }
 
-// [N, 4+C]: each candidate's box and scores are contiguous.
+// [N, 4+C]: each candidate's box and scores are contiguous. A vectorised row maximum rejects most
+// rows before the exact (NaN-aware, tie-breaking) argmax runs.
 template <typename T>
 void decode(const T* data, size_t count, const NvDsInferNetworkInfo& network,
             const NvDsInferParseDetectionParams& params, std::vector<NvDsInferObjectDetectionInfo>& objects) {
+    const auto floor = dsparsers::prefilter_floor<T>(params, kNumClasses);
     for (size_t i = 0; i < count; ++i) {
         const T* row = data + i * kChannels;
+        if (dsparsers::row_bound(row + kScoreChannels, kNumClasses) < floor) continue;
         float best_score = -INFINITY;
         unsigned best_class = 0;
         for (unsigned c = 0; c < kNumClasses; ++c) {
