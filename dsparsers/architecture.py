@@ -21,6 +21,15 @@ if TYPE_CHECKING:
     from .parser_io import ParseOutcome, ParserCase
 
 
+#: the three detection scales of YOLO-style heads
+YOLO_STRIDES = (8, 16, 32)
+
+
+def anchor_points(width: int, height: int, strides=YOLO_STRIDES, anchors: int = 1) -> int:
+    """Candidates of a multi-scale head: anchors x sum over strides of (W/s) * (H/s) (8400 at 640x640)."""
+    return anchors * sum((width // s) * (height // s) for s in strides)
+
+
 @dataclass(frozen=True)
 class Match:
     """An architecture's verdict on a model: how sure (0..1) and why, in words a user can check."""

@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 
 import dsparsers
 from dsparsers import reference as ref
-from dsparsers.architecture import Architecture, ConfigDefaults, GenerateOptions, HeadParams, Match
+from dsparsers.architecture import Architecture, anchor_points, ConfigDefaults, GenerateOptions, HeadParams, Match
 from dsparsers.datasets import COCO80
 from dsparsers.errors import UsageError
 from dsparsers.model import ModelInfo
@@ -26,12 +26,6 @@ from dsparsers.parser_io import DetectionParams, Layer, NetworkInfo, ParseOutcom
 from dsparsers.strategies import detection_params, f32, float_dtypes, networks, nonfinite, scored_candidates
 
 BOX_CHANNELS = 4
-STRIDES = (8, 16, 32)
-
-
-def candidates_at(width: int, height: int, strides=STRIDES, anchors: int = 1) -> int:
-    """Candidates of a three-scale head: anchors x sum over strides of (W/s) * (H/s)."""
-    return anchors * sum((width // s) * (height // s) for s in strides)
 
 
 @dataclass(frozen=True)
@@ -50,7 +44,6 @@ class DenseHeadParams(HeadParams):
         return self.score_offset + self.num_classes
 
 
-AnchorFreeParams = DenseHeadParams  # the name the first releases used
 
 
 class DenseYoloHead(Architecture):
@@ -139,7 +132,7 @@ class DenseYoloHead(Architecture):
                 raise UsageError(f"-O layout={layout}: expected one of {', '.join(self.layouts())}")
             names = COCO80 if num_classes == len(COCO80) else None  # canonical heads are COCO-trained
             return DenseHeadParams(num_classes, width, height, names, layout, options.extra.get("output", "output0"),
-                                   candidates_at(width, height, anchors=3 if self.objectness else 1), self.objectness)
+                                   anchor_points(width, height, anchors=3 if self.objectness else 1), self.objectness)
         if "layout" in options.extra:
             raise UsageError("-O layout: the layout is read from the model; drop the option when using --onnx")
         heads = [t for t in model.outputs if t.rank == 3]
@@ -222,7 +215,7 @@ class DenseYoloHead(Architecture):
                                   topk=topk)
 
     def bench_case(self, params: DenseHeadParams, density: float, rng) -> ParserCase:
-        count = params.num_candidates or candidates_at(params.input_width, params.input_height)
+        count = params.num_candidates or anchor_points(params.input_width, params.input_height)
         rows = np.zeros((count, params.channels), np.float32)
         rows[:, 0] = rng.uniform(0, params.input_width, count)
         rows[:, 1] = rng.uniform(0, params.input_height, count)
@@ -265,7 +258,7 @@ class AnchorFreeYolo(DenseYoloHead):
     def evidence(self, model, layout, num_classes, count):
         score, why = 0.0, []
         size = model.input_size
-        if size and count and count == candidates_at(*size):
+        if size and count and count == anchor_points(*size):
             score += 0.1
             why.append(f"{count} candidates = strides 8/16/32 at {size[0]}x{size[1]}")
         upstream = model.upstream_ops(model.outputs[0].name, depth=3)
@@ -314,10 +307,10 @@ class AnchorBasedYolo(DenseYoloHead):
         score, why = 0.0, []
         size = model.input_size
         if size and count:
-            if count == candidates_at(*size, anchors=3):
+            if count == anchor_points(*size, anchors=3):
                 score += 0.2
                 why.append(f"{count} candidates = 3 anchors x strides 8/16/32 at {size[0]}x{size[1]} (YOLOv5/v7/YOLOR)")
-            elif count == candidates_at(*size):
+            elif count == anchor_points(*size):
                 score += 0.05
                 why.append(f"{count} candidates = strides 8/16/32 at {size[0]}x{size[1]} (YOLOX, YOLOv6: one per point)")
         if layout == "channels":

@@ -34,7 +34,7 @@ from hypothesis import strategies as st
 
 import dsparsers
 from dsparsers import reference as ref
-from dsparsers.architecture import Architecture, ConfigDefaults, GenerateOptions, HeadParams, Match
+from dsparsers.architecture import Architecture, anchor_points, ConfigDefaults, GenerateOptions, HeadParams, Match
 from dsparsers.datasets import COCO80
 from dsparsers.errors import UsageError
 from dsparsers.model import ModelInfo, TensorInfo
@@ -42,7 +42,6 @@ from dsparsers.parser_io import DetectionParams, Layer, NetworkInfo, ParseOutcom
 from dsparsers.strategies import corner_box, detection_params, float_dtypes, networks, score_plan
 
 BOX_COLUMNS = 4
-STRIDES = (8, 16, 32)
 LAYOUTS = {"rows": "[N, C] row-major (YOLO-NAS, DAMO-YOLO)", "channels": "[C, N] channel-major (PP-YOLOE)"}
 FAMILIES = "YOLO-NAS, PP-YOLOE(+), DAMO-YOLO"
 
@@ -52,9 +51,6 @@ SCORE_NAMES = ("scores", "pre_nms_scores", "pred_scores", "cls_scores", "class_s
 #: names of look-alike heads that are NOT this one (DETR family: normalized cxcywh boxes and logits)
 FOREIGN_NAMES = ("pred_logits", "logits", "pred_boxes")
 
-
-def candidates_at(width: int, height: int, strides=STRIDES) -> int:
-    return sum((width // s) * (height // s) for s in strides)
 
 
 @dataclass(frozen=True)
@@ -196,7 +192,7 @@ class YoloBoxesScores(Architecture):
             why.append("output names say boxes/scores")
         n = boxes.dim(1)
         size = model.input_size
-        if size and n and n == candidates_at(*size):
+        if size and n and n == anchor_points(*size):
             score += 0.1
             why.append(f"{n} candidates = strides 8/16/32 at {size[0]}x{size[1]}")
         if "Sigmoid" in model.upstream_ops(scores.name, depth=4):
@@ -221,7 +217,7 @@ class YoloBoxesScores(Architecture):
             names = COCO80 if num_classes == len(COCO80) else None
             return BoxesScoresParams(num_classes, width, height, names, forced or "rows",
                                      options.extra.get("boxes", "boxes"), options.extra.get("scores", "scores"),
-                                     candidates_at(width, height))
+                                     anchor_points(width, height))
         pair = _pair(model, options.extra.get("boxes"), options.extra.get("scores"))
         listed = ", ".join(f"{t.name} {t.shape_text()}" for t in model.outputs)
         if pair is None or pair[0].dim(2) != BOX_COLUMNS:
@@ -328,7 +324,7 @@ class YoloBoxesScores(Architecture):
                                   topk=topk)
 
     def bench_case(self, params: BoxesScoresParams, density: float, rng) -> ParserCase:
-        count = params.num_candidates or candidates_at(params.input_width, params.input_height)
+        count = params.num_candidates or anchor_points(params.input_width, params.input_height)
         boxes = np.zeros((count, BOX_COLUMNS), np.float32)
         boxes[:, 0] = rng.uniform(0, params.input_width - 200, count)
         boxes[:, 1] = rng.uniform(0, params.input_height - 200, count)

@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 
 import dsparsers
 from dsparsers import reference as ref
-from dsparsers.architecture import Architecture, ConfigDefaults, GenerateOptions, HeadParams, Match
+from dsparsers.architecture import Architecture, anchor_points, ConfigDefaults, GenerateOptions, HeadParams, Match
 from dsparsers.datasets import COCO80
 from dsparsers.errors import UsageError
 from dsparsers.model import ModelInfo, TensorInfo
@@ -29,7 +29,6 @@ from dsparsers.parser_io import DetectionParams, Layer, NetworkInfo, ParseOutcom
 from dsparsers.strategies import corner_box, detection_params, float_class_id, float_dtypes, networks, plain_score
 
 ROW_WIDTH = 6
-STRIDES = (8, 16, 32)
 
 
 @dataclass(frozen=True)
@@ -183,7 +182,7 @@ class DeepStreamYolo(DecodedRows):
         pre_cluster_threshold=0.25, nms_iou_threshold=0.45, topk=300)
 
     def canonical_rows(self, width, height):
-        return sum((width // s) * (height // s) for s in STRIDES)
+        return anchor_points(width, height)
 
     def evidence(self, model, head):
         score, why = 0.0, []
