@@ -298,6 +298,27 @@ def conform(library, function, arch, directory, examples, abi, seed, classes, in
     sys.exit(0 if report.passed else 1)
 
 
+# -- new-plugin ---------------------------------------------------------------------------------
+@main.command("new-plugin")
+@click.argument("name")
+@click.option("-o", "--output", type=click.Path(path_type=Path), help="Directory to write [default: dsparsers-NAME].")
+@click.option("--force", is_flag=True, help="Write into a non-empty directory.")
+def new_plugin_command(name, output, force):
+    """Scaffold an installable plugin package for a new head, with its tests."""
+    from .new_plugin import new_plugin
+
+    output = output or Path(f"dsparsers-{name}")
+    files = new_plugin(name, output, registry=_registry(), force=force)
+    table = Table(title=f"plugin package for {name}", title_justify="left", show_header=False)
+    table.add_column("file")
+    for path in files:
+        table.add_row(str(Path(output) / path))
+    out.print(table)
+    module = name.replace("-", "_")
+    print(f"next: pip install -e '{output}[test]' && DSPARSERS_LOAD_PLUGINS={module} dsparsers plugins "
+          f"&& (cd {output} && python3 -m pytest)")
+
+
 # -- patch --------------------------------------------------------------------------------------
 @main.command()
 @click.argument("model", type=click.Path(path_type=Path))

@@ -22,6 +22,8 @@ from .errors import RegistryError, UsageError
 
 #: Comma-separated entry-point names of third-party plugins to load; unset loads all, empty loads none.
 ENV_LOAD_PLUGINS = "DSPARSERS_LOAD_PLUGINS"
+#: Set (to anything but "" or "0") to print every hook call and its result to stderr.
+ENV_TRACE_PLUGINS = "DSPARSERS_TRACE_PLUGINS"
 ENTRY_POINT_GROUP = "dsparsers"
 
 BUILTIN_PACKAGE = "dsparsers.plugins"
@@ -51,6 +53,8 @@ class Registry:
     def __init__(self, *, load_entry_points: bool = True, plugins: tuple[tuple[str, object], ...] = ()):
         self.pm = pluggy.PluginManager("dsparsers")
         self.pm.add_hookspecs(hookspecs)
+        if os.environ.get(ENV_TRACE_PLUGINS, "") not in ("", "0"):
+            self.pm.add_hookcall_monitoring(_trace_before, _trace_after)
         self._distribution: dict[str, str] = {}
         #: (plugin name, error) for plugins that failed to import; the others still load
         self.load_failures: list[tuple[str, str]] = []
@@ -87,13 +91,17 @@ class Registry:
             self._add(plugin, ep.name, dist)
 
     def _collect(self) -> None:
-        for impl in reversed(self.pm.hook.register_architectures.get_hookimpls()):
-            plugin_name = impl.plugin_name
+        """Call each plugin's register_architectures on its own, so that the registry knows who provided
+        what (through pluggy, so DSPARSERS_TRACE_PLUGINS shows the calls)."""
+        plugins = [impl.plugin for impl in reversed(self.pm.hook.register_architectures.get_hookimpls())]
+        for plugin in plugins:
+            plugin_name = self.pm.get_name(plugin)
+            caller = self.pm.subset_hook_caller("register_architectures", [p for p in plugins if p is not plugin])
 
             def register(arch: Architecture, _plugin: str = plugin_name) -> None:
                 self._register(arch, _plugin)
 
-            impl.function(register=register)
+            caller(register=register)
 
     def _register(self, arch: Architecture, plugin: str) -> None:
         if not isinstance(arch, Architecture):
@@ -144,6 +152,19 @@ class Registry:
         for result in self.pm.hook.template_dirs():
             dirs.extend(Path(d) for d in result)
         return dirs
+
+
+def _trace_before(hook_name, hook_impls, kwargs) -> None:
+    plugins = ", ".join(impl.plugin_name for impl in hook_impls) or "no plugin"
+    print(f"dsparsers trace: {hook_name}({', '.join(kwargs)}) -> {plugins}", file=sys.stderr)
+
+
+def _trace_after(outcome, hook_name, hook_impls, kwargs) -> None:
+    exception = outcome.exception
+    if exception is not None:
+        print(f"dsparsers trace: {hook_name} raised {type(exception).__name__}: {exception}", file=sys.stderr)
+    else:
+        print(f"dsparsers trace: {hook_name} returned {outcome.get_result()!r}", file=sys.stderr)
 
 
 _default: Registry | None = None
