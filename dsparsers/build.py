@@ -17,6 +17,11 @@ from .output_dir import MANIFEST
 STANDARD_DEEPSTREAM_INCLUDES = Path("/opt/nvidia/deepstream/deepstream/sources/includes")
 
 
+#: what `--sanitize` builds with: AddressSanitizer + UndefinedBehaviorSanitizer, aborting on the first report
+SANITIZE_OPTIONS = ["-Db_sanitize=address,undefined", "-Db_lundef=false",
+                    "-Dcpp_args=-fno-sanitize-recover=all -fno-omit-frame-pointer"]
+
+
 @dataclass(frozen=True)
 class BuildResult:
     library: Path
@@ -24,6 +29,7 @@ class BuildResult:
     abi: int
     headers: str
     log: Path
+    sanitize: str = ""
 
 
 def meson_command() -> list[str]:
@@ -75,7 +81,7 @@ def _run(cmd: list[str], log: Path, what: str, cwd: Path | None = None) -> None:
 
 
 def build_directory(directory: Path, *, abi: int | None = None, deepstream_include: Path | str | None = None,
-                    builddir: str = "build") -> BuildResult:
+                    builddir: str | None = None, sanitize: bool = False) -> BuildResult:
     """meson setup (release, -O3) + compile in ``directory``/``builddir``; returns the library path.
 
     ``abi`` None lets the build decide (DeepStream's headers when found, else 9); ``deepstream_include``
@@ -88,7 +94,8 @@ def build_directory(directory: Path, *, abi: int | None = None, deepstream_inclu
     manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
     if abi not in (None, 8, 9):
         raise UsageError(f"--abi {abi}: expected 8 (DeepStream <= 8.x) or 9 (DeepStream >= 9.0)")
-    options = [f"-Ddeepstream_abi={abi if abi else 'auto'}"]
+    builddir = builddir or ("build-sanitize" if sanitize else "build")
+    options = [f"-Ddeepstream_abi={abi if abi else 'auto'}"] + (SANITIZE_OPTIONS if sanitize else [])
     if deepstream_include is not None:
         include = str(deepstream_include)
         if include not in ("auto", "bundled"):
@@ -113,4 +120,24 @@ def build_directory(directory: Path, *, abi: int | None = None, deepstream_inclu
     if not library.is_file() or not info_path.is_file():
         raise BuildError(f"the build finished but {library} is missing (full log: {log})")
     info = json.loads(info_path.read_text(encoding="utf-8"))
-    return BuildResult(library, manifest["function"], int(info["abi"]), str(info["headers"]), log)
+    return BuildResult(library, manifest["function"], int(info["abi"]), str(info["headers"]), log,
+                       str(info.get("sanitize", "")))
+
+
+def sanitizer_environment(environ: dict[str, str] | None = None) -> dict[str, str]:
+    """An environment in which a process can dlopen a --sanitize library: the sanitizer runtimes are
+    preloaded (they must come first), leaks are not reported (the Python interpreter's would drown
+    the parser's), and the first error aborts with a report on stderr."""
+    env = dict(os.environ if environ is None else environ)
+    runtimes = []
+    for name in ("libasan.so", "libubsan.so"):
+        proc = subprocess.run(["c++", f"-print-file-name={name}"], capture_output=True, text=True)
+        path = proc.stdout.strip()
+        if proc.returncode != 0 or not os.path.isabs(path):
+            raise BuildError(f"the compiler has no {name}: install gcc's sanitizer runtimes (Debian: libasan8 libubsan1)")
+        runtimes.append(path)
+    preload = [p for p in env.get("LD_PRELOAD", "").split(":") if p]
+    env["LD_PRELOAD"] = ":".join(runtimes + [p for p in preload if p not in runtimes])
+    env.setdefault("ASAN_OPTIONS", "detect_leaks=0:abort_on_error=1:halt_on_error=1")
+    env.setdefault("UBSAN_OPTIONS", "print_stacktrace=1:halt_on_error=1")
+    return env

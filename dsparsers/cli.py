@@ -231,11 +231,29 @@ def generate(arch, onnx_path, output, classes, input_size, extra, do_build, abi,
         _print_load_lines(result)
 
 
-def _build(directory: Path, abi, deepstream_include):
+def _build(directory: Path, abi, deepstream_include, sanitize: bool = False):
     from .build import build_directory
 
-    with err.status(f"building {directory} with meson (release, -O3)..."):
-        return build_directory(directory, abi=int(abi) if abi else None, deepstream_include=deepstream_include)
+    what = "ASan + UBSan" if sanitize else "release, -O3"
+    with err.status(f"building {directory} with meson ({what})..."):
+        return build_directory(directory, abi=int(abi) if abi else None, deepstream_include=deepstream_include,
+                               sanitize=sanitize)
+
+
+def _rerun_under_sanitizers_if_needed(library: Path) -> None:
+    """A --sanitize library only loads into a process that starts with the sanitizer runtimes: re-run
+    this command in one (once)."""
+    from .build import sanitizer_environment
+    from .harness import read_library_info
+
+    info = read_library_info(Path(library)) or {}
+    if not info.get("sanitize") or os.environ.get("DSPARSERS_UNDER_SANITIZERS") == "1":
+        return
+    env = sanitizer_environment()
+    env["DSPARSERS_UNDER_SANITIZERS"] = "1"
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execve(sys.executable, [sys.executable, "-m", "dsparsers.cli", *sys.argv[1:]], env)
 
 
 def _print_load_lines(result) -> None:
@@ -249,10 +267,14 @@ def _print_load_lines(result) -> None:
 @click.argument("directory", type=click.Path(path_type=Path))
 @click.option("--abi", type=click.Choice(["8", "9"]), help="DeepStream ABI (8: <= 8.x, 9: >= 9.0) [default: from headers, else 9].")
 @click.option("--deepstream-include", type=click.Path(path_type=Path), help="DeepStream sources/includes to build against ('bundled' for the bundled header).")
-def build(directory, abi, deepstream_include):
+@click.option("--sanitize", is_flag=True, help="AddressSanitizer + UndefinedBehaviorSanitizer build, into build-sanitize/ (for testing).")
+def build(directory, abi, deepstream_include, sanitize):
     """Build a generated parser directory into the library nvinfer loads."""
-    result = _build(directory, abi, deepstream_include)
+    result = _build(directory, abi, deepstream_include, sanitize)
     out.print(f"built [bold]{result.library}[/] (DeepStream ABI {result.abi}, {result.headers} headers; log {result.log})")
+    if sanitize:
+        print(f"sanitized build for testing, not for deployment: dsparsers conform --dir {directory} --sanitize")
+        return
     _print_load_lines(result)
 
 
@@ -268,9 +290,12 @@ def build(directory, abi, deepstream_include):
 @click.option("--classes", type=int, help="Class count of the head the library parses [default: 80].")
 @click.option("--input", "input_size", help="Network input WxH [default: 640x640].")
 @click.option("-O", "extra", multiple=True, metavar="KEY=VALUE", help="Architecture-specific option (e.g. -O layout=rows).")
-def conform(library, function, arch, directory, examples, abi, seed, classes, input_size, extra):
+@click.option("--hostile/--no-hostile", default=True, show_default=True,
+              help="Also feed hostile inputs (wrong dims and types, NaN/Inf everywhere, empty thresholds, ...).")
+@click.option("--sanitize", is_flag=True, help="With --dir: test the `build --sanitize` library (ASan + UBSan).")
+def conform(library, function, arch, directory, examples, abi, seed, classes, input_size, extra, hostile, sanitize):
     """Check a parser library against the reference decoder on generated tensors."""
-    from .conformance import render_report, run_conformance
+    from .conformance import render_report, run_conformance, run_hostile
     from .harness import ParserLibrary
 
     registry = _registry()
@@ -282,7 +307,7 @@ def conform(library, function, arch, directory, examples, abi, seed, classes, in
             raise UsageError(f"--dir {directory}: cannot read {manifest_path.name}: {exc}") from None
         architecture = registry.get(arch or manifest["architecture"]).architecture
         params = architecture.params_from_dict(manifest["params"])
-        library = library or Path(directory) / "build" / manifest["library"]
+        library = library or Path(directory) / ("build-sanitize" if sanitize else "build") / manifest["library"]
         function = function or manifest["function"]
     else:
         missing = [name for name, value in (("--lib", library), ("--func", function), ("--arch", arch)) if not value]
@@ -290,10 +315,14 @@ def conform(library, function, arch, directory, examples, abi, seed, classes, in
             raise UsageError(f"{', '.join(missing)} required (or --dir with a generated directory)")
         architecture = registry.get(arch).architecture
         params = architecture.head_params(None, _options(classes, input_size, extra, arch))
+    _rerun_under_sanitizers_if_needed(library)
     with ParserLibrary(library, function, int(abi) if abi else None) as parser:
         with err.status(f"conformance: {examples} examples through {function}...") as status:
             report = run_conformance(parser, architecture, params, examples=examples, seed=seed,
                                      progress=lambda n: status.update(f"conformance: example {n}/{examples}"))
+            if hostile:
+                status.update("conformance: hostile inputs...")
+                run_hostile(parser, architecture, params, report)
     render_report(report, out)
     sys.exit(0 if report.passed else 1)
 

@@ -74,6 +74,12 @@ def compare(expected: ParseOutcome, actual: ParseOutcome, tol: Tolerance = Toler
                     f"{len(missing_arr)} missing, {len(extra_arr)} unexpected", expected, actual, missing_arr, extra_arr)
 
 
+@dataclass(frozen=True)
+class HostileFailure:
+    label: str
+    summary: str
+
+
 @dataclass
 class ConformanceReport:
     library: str
@@ -85,10 +91,12 @@ class ConformanceReport:
     mismatch: Mismatch | None = None
     case: ParserCase | None = None
     explain: list[dict[str, Any]] = field(default_factory=list)
+    hostile_cases: int = 0
+    hostile_failures: list[HostileFailure] = field(default_factory=list)
 
     @property
     def passed(self) -> bool:
-        return self.mismatch is None
+        return self.mismatch is None and not self.hostile_failures
 
 
 class _Failed(AssertionError):
@@ -135,14 +143,32 @@ def run_conformance(library, arch: Architecture, params: HeadParams, *, examples
     return report
 
 
+def run_hostile(library, arch: Architecture, params: HeadParams, report: ConformanceReport) -> None:
+    """The hostile inputs of dsparsers.hostile: the library must agree with the reference on each."""
+    from .hostile import hostile_cases
+
+    for label, case in hostile_cases(arch, params):
+        report.hostile_cases += 1
+        expected = arch.reference(case, params)
+        try:
+            mismatch = compare(expected, library.parse(case))
+        except LibraryError as exc:
+            mismatch = Mismatch(str(exc), expected, None)
+        if mismatch is not None:
+            report.hostile_failures.append(HostileFailure(label, mismatch.summary))
+
+
 def render_report(report: ConformanceReport, console) -> None:
     """Print a report with rich: a verdict line, and for a failure the minimal case and the object diff."""
     from rich.table import Table
 
     verdict = "[bold green]PASS[/]" if report.passed else "[bold red]FAIL[/]"
+    hostile = f", {report.hostile_cases} hostile input(s)" if report.hostile_cases else ""
     console.print(f"{verdict} {report.function} in {report.library}: {report.architecture} ({report.head}), "
-                  f"ABI {report.abi}, {report.examples} example(s)")
-    if report.passed:
+                  f"ABI {report.abi}, {report.examples} example(s){hostile}")
+    for failure in report.hostile_failures:
+        console.print(f"[red]hostile input {failure.label}:[/] {failure.summary}", markup=True)
+    if report.mismatch is None:
         return
     case, mismatch = report.case, report.mismatch
     console.print(f"[red]first mismatch, shrunk:[/] {mismatch.summary}")

@@ -65,7 +65,9 @@ inline const char* data_type_name(NvDsInferDataType type) {
         case HALF: return "HALF";
         case INT8: return "INT8";
         case INT32: return "INT32";
-        default: return "another type";
+        case INT64: return "INT64";
+        case UINT8: return "UINT8";
+        default: return "an unknown type";
     }
 }
 
