@@ -443,7 +443,7 @@ def _cached_build(architecture, params, requested_as):
     from .output_dir import write_directory
     from .paths import cache_dir
 
-    generated = render_parser(architecture, params, requested_as=requested_as)
+    generated = render_parser(architecture, params, requested_as=requested_as, template_dirs=_registry().template_dirs())
     key = hashlib.sha256("".join(sorted(generated.files.values())).encode()).hexdigest()[:16]
     directory = cache_dir() / "bench" / f"{requested_as}-{key}"
     library = directory / "build" / generated.library_file

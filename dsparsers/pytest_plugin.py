@@ -89,19 +89,29 @@ def dsparsers_build(tmp_path):
         built.library.close()
 
 
-def conformance_tests(plugin: object, *, examples: int = 100, name: str | None = None):
-    """A test function, parametrised over every architecture ``plugin`` registers, that builds its
-    canonical parser and runs the conformance kit (derandomized) against the reference decoder."""
+def conformance_tests(plugin: object, *, examples: int = 100, name: str | None = None,
+                      variants: dict[str, dict] | None = None, hostile: bool = True):
+    """A test function, parametrised over every architecture ``plugin`` registers (and every variant),
+    that builds the parser and runs the conformance kit (derandomized) against the reference decoder,
+    then the hostile inputs of dsparsers.hostile.
+
+    ``variants`` maps a test id to build options, e.g. ``{"canonical": {}, "3 classes, logits":
+    {"num_classes": 3, "extra": {"sigmoid": "logits"}}}``; the default is the canonical head only.
+    """
     registry = _registry_with(plugin, name)
     own = [p.architecture.name for p in registry.architectures() if p.plugin == (name or getattr(plugin, "__name__", "plugin"))]
+    variants = variants or {"canonical": {}}
+    cases = [pytest.param(arch, options, id=f"{arch}-{label}") for arch in own for label, options in variants.items()]
 
-    @pytest.mark.parametrize("architecture_name", own)
-    def test_conformance(architecture_name, tmp_path):
-        from dsparsers.conformance import render_report, run_conformance
+    @pytest.mark.parametrize("architecture_name, options", cases)
+    def test_conformance(architecture_name, options, tmp_path):
+        from dsparsers.conformance import render_report, run_conformance, run_hostile
 
-        built = build_parser(tmp_path / "parser", architecture_name, registry)
+        built = build_parser(tmp_path / "parser", architecture_name, registry, **options)
         try:
             report = run_conformance(built.library, built.architecture, built.params, examples=examples, derandomize=True)
+            if hostile:
+                run_hostile(built.library, built.architecture, built.params, report)
         finally:
             built.library.close()
         if not report.passed:
