@@ -60,6 +60,10 @@ class DecodedRows(Architecture):
             return None
         if model.task not in (None, "detect"):
             return Match(0.0, f"metadata task={model.task!r}: not a detection head")
+        rtdetr = _rtdetr_evidence(model)
+        if rtdetr:  # same [B, 300, 6] shape, but cx cy w h normalized: never read it as corners in pixels
+            return Match(0.0, f"{head.name} {head.shape_text()}: an RT-DETR export ({'; '.join(rtdetr)}): "
+                              "normalized cx cy w h rows, see rtdetr-ultralytics")
         bonus, why = self.evidence(model, head)
         score = round(max(0.01, min(0.4 + bonus, 1.0)), 2)
         return Match(score, f"{head.name} {head.shape_text()}: rows of x1 y1 x2 y2 score class; " + "; ".join(why))
@@ -204,6 +208,21 @@ class DeepStreamYolo(DecodedRows):
             score += 0.4
             why.append("decode head appended by `dsparsers patch`")
         return score, why
+
+
+def _rtdetr_evidence(model: ModelInfo) -> list[str]:
+    """What marks an ultralytics RT-DETR export, whose 8.4+ output has this very shape (unless the
+    metadata says end2end=True, which only YOLO end-to-end heads write)."""
+    if model.metadata.get("end2end") == "True":
+        return []
+    why = []
+    if model.metadata.get("head") == "RTDETRDecoder":
+        why.append("metadata head=RTDETRDecoder")
+    if "rtdetr" in model.metadata.get("description", "").lower().replace("-", ""):
+        why.append("metadata description names RT-DETR")
+    if any(node.op_type == "GridSample" for node in model.producers.values()):
+        why.append("deformable attention (GridSample) in the graph")
+    return why
 
 
 @st.composite

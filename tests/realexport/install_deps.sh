@@ -13,8 +13,9 @@ set -euo pipefail
 PYTHON="${PYTHON:-python3}"
 TORCH_VERSION="${TORCH_VERSION:-2.13.0}"
 ULTRALYTICS_VERSION="${ULTRALYTICS_VERSION:-8.4.190}"
-# ultralytics' light runtime dependencies (opencv headless instead of opencv-python), and onnx/onnxruntime
-LIGHT_DEPS=(numpy matplotlib opencv-python-headless pillow pyyaml requests scipy psutil polars onnx onnxruntime)
+# ultralytics' light runtime dependencies (opencv headless instead of opencv-python), onnx/onnxruntime, and
+# transformers for the DETR / RT-DETR real-model tier (tests/test_detr_real.py; it depends on no torch)
+LIGHT_DEPS=(numpy matplotlib opencv-python-headless pillow pyyaml requests scipy psutil polars onnx onnxruntime transformers)
 
 check() {
   "$PYTHON" - "$TORCH_VERSION" "$ULTRALYTICS_VERSION" "${LIGHT_DEPS[@]}" <<'PY'
