@@ -190,3 +190,12 @@ def test_ambiguous_model_lists_candidates_and_the_option_that_settles_it(tmp_pat
     assert "look-alike (0.95: same shape, different meaning)" in str(info.value)
     assert str(info.value).endswith("--arch NAME settles it")
     assert choose(registry, load_model(YOLO11), "yolo11").provided.architecture.name == "yolo-anchor-free"
+
+
+def test_a_missing_compiler_says_what_to_install(tmp_path):
+    out = tmp_path / "out"
+    assert cli("generate", "--arch", "yolo11", "-o", out, cwd=tmp_path).returncode == 0
+    result = subprocess.run([sys.executable, "-m", "dsparsers.cli", "build", str(out)], capture_output=True, text=True,
+                            env={**os.environ, "CXX": str(tmp_path / "no-such-compiler")})
+    assert result.returncode == 1
+    assert result.stderr.startswith("dsparsers: error: no C++ compiler found: install g++ (Debian/Ubuntu: apt-get install g++)")
