@@ -95,6 +95,14 @@ class ModelInfo:
         return next((t for t in self.outputs if t.name == name), None)
 
     # -- what the graph says ----------------------------------------------------------------
+    def output_node(self, op_types) -> NodeInfo | None:
+        """The first node of one of ``op_types`` that produces a graph output (e.g. a TensorRT NMS plugin)."""
+        for tensor in self.outputs:
+            node = self.producers.get(tensor.name)
+            if node is not None and node.op_type in op_types:
+                return node
+        return None
+
     def upstream_ops(self, tensor: str, depth: int = 2) -> list[str]:
         """Op types feeding ``tensor``, breadth-first up to ``depth`` levels (producer first)."""
         ops: list[str] = []

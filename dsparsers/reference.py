@@ -106,3 +106,20 @@ def passes_threshold(cls: np.ndarray, score: np.ndarray, params: DetectionParams
     """The C++ passes_threshold: finite score, class configured, score >= its class threshold."""
     with np.errstate(invalid="ignore"):
         return np.isfinite(score) & (cls < params.num_classes_configured) & (score >= threshold_of(cls, params))
+
+
+def element_count(dims) -> int:
+    """The C++ element_count: product of the dims, 0 for numDims 0 or > 8 or a product over 32 bits."""
+    if not 1 <= len(dims) <= 8:
+        return 0
+    total = 1
+    for d in dims:
+        total *= int(d)
+        if total > 0xFFFFFFFF:
+            return 0
+    return total
+
+
+def first_int32(layer: Layer) -> int:
+    """A count layer's first element as the C++ reads it: the buffer's first four bytes as an int32."""
+    return int(np.frombuffer(np.ascontiguousarray(layer.data).tobytes()[:4].ljust(4, b"\0"), np.int32)[0])

@@ -73,11 +73,7 @@ class EfficientNmsParams(HeadParams):
 
 
 def _nms_node(model: ModelInfo) -> NodeInfo | None:
-    for tensor in model.outputs:
-        node = model.producers.get(tensor.name)
-        if node is not None and node.op_type in NMS_OPS:
-            return node
-    return None
+    return model.output_node(NMS_OPS)
 
 
 def _roles(model: ModelInfo) -> dict[str, TensorInfo] | None:
@@ -270,7 +266,7 @@ class EfficientNms(Architecture):
             found[role] = next((layer for name in params.names(role) for layer in case.layers
                                 if layer.name == name), None)
         tests = {
-            "count": lambda l: l.reported_type == DataType.INT32 and _element_count(l.reported_dims) == 1,
+            "count": lambda l: l.reported_type == DataType.INT32 and ref.element_count(l.reported_dims) == 1,
             "boxes": lambda l: len(l.reported_dims) == 2 and l.reported_dims[1] == 4,
             "scores": lambda l: len(l.reported_dims) == 1 and l.reported_type != DataType.INT32,
             "classes": lambda l: len(l.reported_dims) == 1 and l.reported_type == DataType.INT32,
@@ -287,7 +283,7 @@ class EfficientNms(Architecture):
         if any(layer is None for layer in found.values()):
             return ParseOutcome.rejected("missing layer")
         count, boxes, scores, classes = (found[r] for r in ROLES)
-        if count.reported_type != DataType.INT32 or _element_count(count.reported_dims) < 1:
+        if count.reported_type != DataType.INT32 or ref.element_count(count.reported_dims) < 1:
             return ParseOutcome.rejected("bad count layer")
         bdims = boxes.reported_dims
         if len(bdims) != 2 or bdims[1] != 4 or bdims[0] == 0:
@@ -300,7 +296,7 @@ class EfficientNms(Architecture):
             return ParseOutcome.rejected("unsupported data type")
         if classes.reported_type != DataType.INT32:
             return ParseOutcome.rejected("classes not INT32")
-        n = min(max(_first_int32(count), 0), k)
+        n = min(max(ref.first_int32(count), 0), k)
         box = ref.layer_view(boxes)[:n]
         score = ref.layer_view(scores)[:n]
         ids = np.frombuffer(np.ascontiguousarray(classes.data).tobytes()[:4 * k], np.int32)[:n].astype(np.int64)
@@ -345,7 +341,7 @@ class EfficientNms(Architecture):
             return []
         try:
             with np.errstate(all="ignore"):
-                raw = _first_int32(found["count"])
+                raw = ref.first_int32(found["count"])
                 box, score = ref.layer_view(found["boxes"]), ref.layer_view(found["scores"])
                 ids = np.ascontiguousarray(found["classes"].data).view(np.int32).reshape(-1)
             names = ("y1", "x1", "y2", "x2") if params.box_order == "yxyx" else ("x1", "y1", "x2", "y2")
@@ -354,23 +350,6 @@ class EfficientNms(Architecture):
                     for i, (b, s, c) in enumerate(zip(box[:16], score, ids))]
         except (ValueError, IndexError, TypeError):
             return []
-
-
-def _element_count(dims) -> int:
-    """The C++ element_count: product of the dims, 0 for numDims 0 or > 8 or a product over 32 bits."""
-    if not 1 <= len(dims) <= 8:
-        return 0
-    total = 1
-    for d in dims:
-        total *= int(d)
-        if total > 0xFFFFFFFF:
-            return 0
-    return total
-
-
-def _first_int32(layer: Layer) -> int:
-    """num_detections[0] as the C++ reads it: the first four bytes of the buffer as an int32."""
-    return int(np.frombuffer(np.ascontiguousarray(layer.data).tobytes()[:4].ljust(4, b"\0"), np.int32)[0])
 
 
 @st.composite

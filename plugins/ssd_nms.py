@@ -61,11 +61,7 @@ class SsdNmsParams(HeadParams):
 
 
 def _nms_node(model: ModelInfo) -> NodeInfo | None:
-    for tensor in model.outputs:
-        node = model.producers.get(tensor.name)
-        if node is not None and node.op_type in NMS_OPS:
-            return node
-    return None
+    return model.output_node(NMS_OPS)
 
 
 def _is_records(t: TensorInfo) -> bool:
@@ -255,15 +251,15 @@ class SsdNms(Architecture):
         if any(layer is None for layer in found.values()):
             return ParseOutcome.rejected("missing layer")
         det, count = found["detections"], found["count"]
-        if count.reported_type != DataType.INT32 or _element_count(count.reported_dims) < 1:
+        if count.reported_type != DataType.INT32 or ref.element_count(count.reported_dims) < 1:
             return ParseOutcome.rejected("bad count layer")
         dims = det.reported_dims
-        if len(dims) != 3 or dims[0] != 1 or dims[2] != RECORD or dims[1] == 0 or _element_count(dims) == 0:
+        if len(dims) != 3 or dims[0] != 1 or dims[2] != RECORD or dims[1] == 0 or ref.element_count(dims) == 0:
             return ParseOutcome.rejected(f"bad detections dims {dims}")
         if det.reported_type not in ref.FLOAT_TYPES:
             return ParseOutcome.rejected("unsupported data type")
         k = dims[1]
-        n = min(max(_first_int32(count), 0), k)
+        n = min(max(ref.first_int32(count), 0), k)
         rows = ref.layer_view(det).reshape(k, RECORD)[:n]
         valid, cls = ref.class_ids_from_float(rows[:, 1], params.num_classes, case.params.num_classes_configured)
         if params.background >= 0:
@@ -303,7 +299,7 @@ class SsdNms(Architecture):
             return []
         try:
             with np.errstate(all="ignore"):
-                raw = _first_int32(found["count"])
+                raw = ref.first_int32(found["count"])
                 rows = ref.layer_view(found["detections"]).reshape(-1, RECORD)
             return [{"row": i, "image_id": float(r[0]), "label": float(r[1]), "confidence": float(r[2]),
                      "x1": float(r[3]), "y1": float(r[4]), "x2": float(r[5]), "y2": float(r[6]),
@@ -318,23 +314,6 @@ def _names(names, num_classes: int, background: int) -> tuple[str, ...] | None:
     if 0 <= background < num_classes:  # labels.txt: the background keeps its line, the rest class_<id>
         return tuple("background" if i == background else f"class_{i}" for i in range(background + 1))
     return None
-
-
-def _element_count(dims) -> int:
-    """The C++ element_count: product of the dims, 0 for numDims 0 or > 8 or a product over 32 bits."""
-    if not 1 <= len(dims) <= 8:
-        return 0
-    total = 1
-    for d in dims:
-        total *= int(d)
-        if total > 0xFFFFFFFF:
-            return 0
-    return total
-
-
-def _first_int32(layer: Layer) -> int:
-    """The keep count as the C++ reads it: the first four bytes of the buffer as an int32."""
-    return int(np.frombuffer(np.ascontiguousarray(layer.data).tobytes()[:4].ljust(4, b"\0"), np.int32)[0])
 
 
 @st.composite

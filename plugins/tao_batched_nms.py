@@ -68,11 +68,7 @@ class BatchedNmsParams(HeadParams):
 
 
 def _nms_node(model: ModelInfo) -> NodeInfo | None:
-    for tensor in model.outputs:
-        node = model.producers.get(tensor.name)
-        if node is not None and node.op_type in NMS_OPS:
-            return node
-    return None
+    return model.output_node(NMS_OPS)
 
 
 def _roles_by_name(model: ModelInfo) -> dict[str, TensorInfo]:
@@ -255,7 +251,7 @@ class TaoBatchedNms(Architecture):
         if any(layer is None for layer in found.values()):
             return ParseOutcome.rejected("missing layer")
         count, boxes, scores, classes = (found[r] for r in ROLES)
-        if count.reported_type != DataType.INT32 or _element_count(count.reported_dims) < 1:
+        if count.reported_type != DataType.INT32 or ref.element_count(count.reported_dims) < 1:
             return ParseOutcome.rejected("bad count layer")
         bdims = boxes.reported_dims
         if len(bdims) != 2 or bdims[1] != 4 or bdims[0] == 0:
@@ -266,7 +262,7 @@ class TaoBatchedNms(Architecture):
                 return ParseOutcome.rejected(f"bad dims {layer.reported_dims}")
         if any(layer.reported_type not in ref.FLOAT_TYPES for layer in (boxes, scores, classes)):
             return ParseOutcome.rejected("unsupported data type")
-        raw = _first_int32(count)
+        raw = ref.first_int32(count)
         n = min(max(raw, 0), k)
         box = ref.layer_view(boxes)[:n]
         score = ref.layer_view(scores)[:n]
@@ -304,7 +300,7 @@ class TaoBatchedNms(Architecture):
             return []
         try:
             with np.errstate(all="ignore"):
-                raw = _first_int32(found["count"])
+                raw = ref.first_int32(found["count"])
                 box, score, cls = (ref.layer_view(found[r]) for r in ("boxes", "scores", "classes"))
             rows = [{"row": i, "x1": float(b[0]), "y1": float(b[1]), "x2": float(b[2]), "y2": float(b[3]),
                      "score": float(s), "class (float)": float(c),
@@ -313,23 +309,6 @@ class TaoBatchedNms(Architecture):
         except (ValueError, IndexError, TypeError):
             return []
         return rows
-
-
-def _element_count(dims) -> int:
-    """The C++ element_count: product of the dims, 0 for numDims 0 or > 8 or a product over 32 bits."""
-    if not 1 <= len(dims) <= 8:
-        return 0
-    total = 1
-    for d in dims:
-        total *= int(d)
-        if total > 0xFFFFFFFF:
-            return 0
-    return total
-
-
-def _first_int32(layer: Layer) -> int:
-    """num_detections[0] as the C++ reads it: the first four bytes of the buffer as an int32."""
-    return int(np.frombuffer(np.ascontiguousarray(layer.data).tobytes()[:4].ljust(4, b"\0"), np.int32)[0])
 
 
 def _coords_of(node: NodeInfo | None) -> str | None:
