@@ -327,6 +327,44 @@ def conform(library, function, arch, directory, examples, abi, seed, classes, in
     sys.exit(0 if report.passed else 1)
 
 
+# -- fuzz ---------------------------------------------------------------------------------------
+@main.command()
+@click.option("--arch", help="Fuzz dsparsers' own parser for this architecture's canonical head.")
+@click.option("--dir", "directory", type=click.Path(path_type=Path), help="Or a generated directory.")
+@click.option("--seconds", default=30, show_default=True, type=click.IntRange(1, 10**6))
+@click.option("-o", "--output", type=click.Path(path_type=Path), help="Work directory (fuzzer, corpus, crashes) [default: a temporary one].")
+def fuzz(arch, directory, seconds, output):
+    """Fuzz a generated parser with libFuzzer (clang) under ASan + UBSan."""
+    import tempfile
+
+    from .codegen import render_parser
+    from .fuzz import build_fuzzer, run_fuzzer
+    from .output_dir import write_directory
+
+    if (arch is None) == (directory is None):
+        raise UsageError("give --arch or --dir")
+    work = Path(output) if output else Path(tempfile.mkdtemp(prefix="dsparsers-fuzz-"))
+    if arch is not None:
+        registry = _registry()
+        architecture = registry.get(arch).architecture
+        params = architecture.head_params(None, _options(None, None, (), arch))
+        directory = work / "parser"
+        write_directory(directory, render_parser(architecture, params, requested_as=arch,
+                                                 template_dirs=registry.template_dirs()).files, force=True)
+    with err.status("building the fuzzer (clang, libFuzzer, ASan + UBSan)..."):
+        binary = build_fuzzer(Path(directory), work / "fuzzer")
+    with err.status(f"fuzzing for {seconds} s..."):
+        result = run_fuzzer(binary, seconds=seconds, workdir=work)
+    table = Table(title=f"fuzzing {directory}", title_justify="left", show_header=False)
+    table.add_column("what")
+    table.add_column("value", overflow="fold")
+    table.add_row("executions", f"{result.executions} in {result.seconds:.0f} s ({result.per_second:.0f}/s)")
+    table.add_row("crashes", ", ".join(map(str, result.crashes)) or "none")
+    table.add_row("log", str(result.log))
+    out.print(table)
+    sys.exit(1 if result.crashes else 0)
+
+
 # -- new-plugin ---------------------------------------------------------------------------------
 @main.command("new-plugin")
 @click.argument("name")

@@ -1,0 +1,75 @@
+"""Fuzzing generated parsers with libFuzzer (clang): cpp_runtime/fuzz/parser_fuzzer.cpp turns arbitrary
+bytes into layers, dims, data types and params, linked with the parser's own source under ASan + UBSan."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import BuildError, UsageError
+from .output_dir import MANIFEST
+from .paths import CPP_RUNTIME_DIR
+
+FUZZ_TARGET = CPP_RUNTIME_DIR / "fuzz" / "parser_fuzzer.cpp"
+
+
+@dataclass(frozen=True)
+class FuzzResult:
+    executions: int
+    seconds: float
+    crashes: list[Path]
+    log: Path
+
+    @property
+    def per_second(self) -> float:
+        return self.executions / self.seconds if self.seconds else 0.0
+
+
+def clang() -> str:
+    found = shutil.which("clang++")
+    if found is None:
+        raise BuildError("fuzzing needs clang++ with libFuzzer: install clang (Debian/Ubuntu: apt-get install clang)")
+    return found
+
+
+def build_fuzzer(directory: Path, output: Path) -> Path:
+    """Compile the fuzz target with the parser in ``directory`` (a generated directory)."""
+    directory = Path(directory)
+    try:
+        manifest = json.loads((directory / MANIFEST).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        raise UsageError(f"{directory}: not a directory written by `dsparsers generate`") from None
+    source = directory / manifest["library"].removeprefix("lib").removesuffix(".so")
+    source = source.with_suffix(".cpp")
+    output.parent.mkdir(parents=True, exist_ok=True)
+    cmd = [clang(), "-std=c++17", "-g", "-O1", "-fsanitize=fuzzer,address,undefined", "-fno-sanitize-recover=all",
+           f"-I{directory / 'include'}", "-DDSPARSERS_DS_ABI=9", f"-DDSPARSERS_FUZZ_FUNCTION={manifest['function']}",
+           str(source), str(FUZZ_TARGET), "-o", str(output)]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode != 0:
+        first = next((line for line in proc.stderr.splitlines() if "error" in line), proc.stderr.strip()[:300])
+        raise BuildError(f"building the fuzzer failed: {first}")
+    return output
+
+
+def run_fuzzer(binary: Path, *, seconds: int, workdir: Path) -> FuzzResult:
+    """Run for ``seconds``; crashes are kept as files in ``workdir`` (libFuzzer's crash-* artifacts)."""
+    corpus = workdir / "corpus"
+    corpus.mkdir(parents=True, exist_ok=True)
+    log = workdir / "fuzz.log"
+    cmd = [str(binary), str(corpus), f"-max_total_time={seconds}", f"-artifact_prefix={workdir}/", "-print_final_stats=1",
+           "-rss_limit_mb=2048", "-max_len=4096"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, errors="replace",
+                          env={"ASAN_OPTIONS": "detect_leaks=1", "UBSAN_OPTIONS": "print_stacktrace=1"})
+    log.write_text(proc.stdout + proc.stderr, encoding="utf-8")
+    runs = re.findall(r"stat::number_of_executed_units:\s*(\d+)", proc.stderr)
+    time = re.findall(r"Done (\d+) runs in (\d+) second", proc.stderr)
+    executions = int(runs[-1]) if runs else (int(time[-1][0]) if time else 0)
+    crashes = sorted(workdir.glob("crash-*")) + sorted(workdir.glob("leak-*")) + sorted(workdir.glob("timeout-*"))
+    if proc.returncode != 0 and not crashes:
+        crashes = [log]
+    return FuzzResult(executions, float(time[-1][1]) if time else float(seconds), crashes, log)
