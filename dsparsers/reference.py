@@ -33,6 +33,19 @@ def find_layer(layers: tuple[Layer, ...], name: str, shape_ok) -> Layer | None:
     return None
 
 
+def find_roles(layers: tuple[Layer, ...], names: dict, tests: dict) -> dict:
+    """Layers of a multi-output head, by role, as the C++ finds them: each role by its names first (in
+    order), then each still-missing role by ``tests[role](layer)`` among the layers no role has taken.
+    Missing roles map to None."""
+    found = {role: next((layer for name in names[role] for layer in layers if layer.name == name), None)
+             for role in names}
+    for role in names:
+        if found[role] is None:
+            found[role] = next((layer for layer in layers
+                                if not any(layer is other for other in found.values()) and tests[role](layer)), None)
+    return found
+
+
 def best_class(scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Per candidate (rows), the highest score and its class; NaN never wins, ties go to the lower class.
 

@@ -230,21 +230,12 @@ class SsdNms(Architecture):
             return self._reference(case, params)
 
     def _find(self, case: ParserCase, params: SsdNmsParams) -> dict[str, Layer | None]:
-        """Exactly the C++ lookup: every role by its names first, then by shape/type among the rest."""
-        found: dict[str, Layer | None] = {}
-        for role in ROLES:
-            found[role] = next((layer for name in params.names(role) for layer in case.layers
-                                if layer.name == name), None)
+        """Exactly the C++ lookup: every role by its names first, then by type and shape among the rest."""
         tests = {
             "detections": lambda l: len(l.reported_dims) == 3 and l.reported_dims[2] == RECORD,
             "count": lambda l: l.reported_type == DataType.INT32,
         }
-        for role in ROLES:
-            if found[role] is None:
-                found[role] = next((layer for layer in case.layers
-                                    if not any(layer is other for other in found.values()) and tests[role](layer)),
-                                   None)
-        return found
+        return ref.find_roles(case.layers, {role: params.names(role) for role in ROLES}, tests)
 
     def _reference(self, case: ParserCase, params: SsdNmsParams) -> ParseOutcome:
         found = self._find(case, params)

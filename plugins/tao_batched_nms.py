@@ -229,22 +229,14 @@ class TaoBatchedNms(Architecture):
             return self._reference(case, params)
 
     def _find(self, case: ParserCase, params: BatchedNmsParams) -> dict[str, Layer | None]:
-        """Exactly the C++ lookup: every role by its names first, then by type/shape among the rest."""
-        found: dict[str, Layer | None] = {}
-        for role in ROLES:
-            found[role] = next((layer for name in params.names(role) for layer in case.layers
-                                if layer.name == name), None)
-        claimed = lambda layer: any(layer is other for other in found.values())  # noqa: E731
+        """Exactly the C++ lookup: every role by its names first, then by type and shape among the rest."""
         tests = {
             "count": lambda l: l.reported_type == DataType.INT32,
             "boxes": lambda l: len(l.reported_dims) == 2 and l.reported_dims[1] == 4,
             "scores": lambda l: len(l.reported_dims) == 1 and l.reported_type != DataType.INT32,
             "classes": lambda l: len(l.reported_dims) == 1 and l.reported_type != DataType.INT32,
         }
-        for role in ROLES:
-            if found[role] is None:
-                found[role] = next((layer for layer in case.layers if not claimed(layer) and tests[role](layer)), None)
-        return found
+        return ref.find_roles(case.layers, {role: params.names(role) for role in ROLES}, tests)
 
     def _reference(self, case: ParserCase, params: BatchedNmsParams) -> ParseOutcome:
         found = self._find(case, params)
