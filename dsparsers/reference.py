@@ -136,3 +136,29 @@ def element_count(dims) -> int:
 def first_int32(layer: Layer) -> int:
     """A count layer's first element as the C++ reads it: the buffer's first four bytes as an int32."""
     return int(np.frombuffer(np.ascontiguousarray(layer.data).tobytes()[:4].ljust(4, b"\0"), np.int32)[0])
+
+
+def normalized_to_pixels(x1, y1, x2, y2, network: NetworkInfo):
+    """Corners normalized to 0..1 -> network pixels, in float32 as the C++ multiplies them."""
+    w, h = np.float32(network.width), np.float32(network.height)
+    return ((x1 * w).astype(np.float32), (y1 * h).astype(np.float32),
+            (x2 * w).astype(np.float32), (y2 * h).astype(np.float32))
+
+
+def check_nms_outputs(count: Layer, boxes: Layer, scores: Layer, classes: Layer) -> tuple[str | None, int]:
+    """The checks the NMS-plugin parsers (BatchedNMS, EfficientNMS) make on their four outputs:
+    (None, K) when count is INT32 with an element, boxes [K, 4], scores and classes [K], boxes and
+    scores FLOAT/HALF; else (why the parser refuses, 0). Class data types differ per plugin: the caller
+    checks them."""
+    if count.reported_type != DataType.INT32 or element_count(count.reported_dims) < 1:
+        return "bad count layer", 0
+    dims = boxes.reported_dims
+    if len(dims) != 2 or dims[1] != 4 or dims[0] == 0:
+        return f"bad boxes dims {dims}", 0
+    k = dims[0]
+    for layer in (scores, classes):
+        if tuple(layer.reported_dims) != (k,):
+            return f"bad dims {layer.reported_dims}", 0
+    if boxes.reported_type not in FLOAT_TYPES or scores.reported_type not in FLOAT_TYPES:
+        return "unsupported data type", 0
+    return None, k

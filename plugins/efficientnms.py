@@ -274,17 +274,9 @@ class EfficientNms(Architecture):
         if any(layer is None for layer in found.values()):
             return ParseOutcome.rejected("missing layer")
         count, boxes, scores, classes = (found[r] for r in ROLES)
-        if count.reported_type != DataType.INT32 or ref.element_count(count.reported_dims) < 1:
-            return ParseOutcome.rejected("bad count layer")
-        bdims = boxes.reported_dims
-        if len(bdims) != 2 or bdims[1] != 4 or bdims[0] == 0:
-            return ParseOutcome.rejected(f"bad boxes dims {bdims}")
-        k = bdims[0]
-        for layer in (scores, classes):
-            if tuple(layer.reported_dims) != (k,):
-                return ParseOutcome.rejected(f"bad dims {layer.reported_dims}")
-        if boxes.reported_type not in ref.FLOAT_TYPES or scores.reported_type not in ref.FLOAT_TYPES:
-            return ParseOutcome.rejected("unsupported data type")
+        problem, k = ref.check_nms_outputs(count, boxes, scores, classes)
+        if problem:
+            return ParseOutcome.rejected(problem)
         if classes.reported_type != DataType.INT32:
             return ParseOutcome.rejected("classes not INT32")
         n = min(max(ref.first_int32(count), 0), k)
@@ -303,9 +295,7 @@ class EfficientNms(Architecture):
             x1, y1, x2, y2 = (box[:, j] for j in range(4))
         keep &= ref.all_finite(x1, y1, x2, y2)
         if params.coords == "normalized":
-            w, h = np.float32(case.network.width), np.float32(case.network.height)
-            x1, x2 = (x1 * w).astype(np.float32), (x2 * w).astype(np.float32)
-            y1, y2 = (y1 * h).astype(np.float32), (y2 * h).astype(np.float32)
+            x1, y1, x2, y2 = ref.normalized_to_pixels(x1, y1, x2, y2, case.network)
         return ParseOutcome(True, ref.boxes_to_detections(x1[keep], y1[keep], x2[keep], y2[keep], cls[keep],
                                                           score[keep], case.network))
 

@@ -259,9 +259,7 @@ class SsdNms(Architecture):
         keep = valid & ref.passes_threshold(cls, score, case.params)
         x1, y1, x2, y2 = (rows[:, j] for j in range(3, 7))
         keep &= ref.all_finite(x1, y1, x2, y2)
-        w, h = np.float32(case.network.width), np.float32(case.network.height)
-        x1, x2 = (x1 * w).astype(np.float32), (x2 * w).astype(np.float32)
-        y1, y2 = (y1 * h).astype(np.float32), (y2 * h).astype(np.float32)
+        x1, y1, x2, y2 = ref.normalized_to_pixels(x1, y1, x2, y2, case.network)
         return ParseOutcome(True, ref.boxes_to_detections(x1[keep], y1[keep], x2[keep], y2[keep], cls[keep],
                                                           score[keep], case.network))
 
