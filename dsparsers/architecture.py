@@ -55,6 +55,9 @@ class ConfigDefaults:
     pre_cluster_threshold: float = 0.25
     nms_iou_threshold: float = 0.45
     topk: int = 300
+    #: instance-mask heads: the mask probability nvdsosd draws above (segmentation-threshold)
+    segmentation_threshold: float | None = None
+    why_segmentation_threshold: str = ""
 
 
 @dataclass(frozen=True)
@@ -109,6 +112,9 @@ class Architecture(ABC):
     config_defaults: ClassVar[ConfigDefaults] = ConfigDefaults()
     #: the HeadParams subclass this architecture uses (read back from a generated directory's manifest)
     params_type: ClassVar[type[HeadParams]] = HeadParams
+    #: "detector" (parse-bbox-func-name, NvDsInferParseCustomFunc) or "instance-mask"
+    #: (parse-bbox-instance-mask-func-name, NvDsInferInstanceMaskParseCustomFunc; network-type=3)
+    parser_kind: ClassVar[str] = "detector"
 
     def params_from_dict(self, values: Mapping[str, Any]) -> HeadParams:
         """Rebuild the parameters recorded in a generated directory's dsparsers.json."""

@@ -316,7 +316,7 @@ def conform(library, function, arch, directory, examples, abi, seed, classes, in
         architecture = registry.get(arch).architecture
         params = architecture.head_params(None, _options(classes, input_size, extra, arch))
     _rerun_under_sanitizers_if_needed(library)
-    with ParserLibrary(library, function, int(abi) if abi else None) as parser:
+    with ParserLibrary(library, function, int(abi) if abi else None, kind=architecture.parser_kind) as parser:
         with err.status(f"conformance: {examples} examples through {function}...") as status:
             report = run_conformance(parser, architecture, params, examples=examples, seed=seed,
                                      progress=lambda n: status.update(f"conformance: example {n}/{examples}"))
@@ -450,7 +450,7 @@ def bench(arch, report, library, function, input_size, classes, extra, density, 
     elif function is None:
         raise UsageError("--lib needs --func")
     modes = ("hot", "rotating") if mode == "both" else (mode,)
-    with ParserLibrary(library, function, int(abi) if abi else None) as parser:
+    with ParserLibrary(library, function, int(abi) if abi else None, kind=architecture.parser_kind) as parser:
         with err.status(f"timing {function} ({iterations} frames per mode)..."):
             try:
                 results = run_bench(parser, architecture, params, density=density, modes=modes, iterations=iterations)

@@ -89,7 +89,13 @@ def _config(arch: Architecture, params: HeadParams, gen_names: dict[str, str], m
     cfg.set(p, "cluster-mode", d.cluster_mode, d.why_cluster_mode)
     cfg.set(p, "maintain-aspect-ratio", d.maintain_aspect_ratio, f"pre-processing: {d.why_preprocessing}")
     cfg.set(p, "symmetric-padding", d.symmetric_padding)
-    cfg.set(p, "parse-bbox-func-name", gen_names["function"])
+    if arch.parser_kind == "instance-mask":
+        cfg.set(p, "output-instance-mask", True, "attach each object's mask to its metadata (nvdsosd draws it)")
+        cfg.set(p, "segmentation-threshold", d.segmentation_threshold if d.segmentation_threshold is not None else 0.5,
+                d.why_segmentation_threshold)
+        cfg.set(p, "parse-bbox-instance-mask-func-name", gen_names["function"])
+    else:
+        cfg.set(p, "parse-bbox-func-name", gen_names["function"])
     cfg.set(p, "custom-lib-path", f"build/{gen_names['library_file']}", "built by `dsparsers build` (meson)")
     a = "class-attrs-all"
     cfg.set(a, "pre-cluster-threshold", d.pre_cluster_threshold)
@@ -141,6 +147,7 @@ def render_parser(arch: Architecture, params: HeadParams, *, requested_as: str |
         "architecture": arch.name,
         "requested_as": requested_as,
         "function": names["function"],
+        "parser_kind": arch.parser_kind,
         "library": names["library_file"],
         "config": names["config"],
         "head": head,

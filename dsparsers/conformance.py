@@ -26,11 +26,46 @@ class Tolerance:
     box_relative: float = 1e-5
     score_absolute: float = 1e-6
     score_relative: float = 1e-6
+    #: instance masks: the largest |actual - expected| of any mask pixel (probabilities)
+    mask_absolute: float = 1e-4
+    #: and the smallest IoU of the masks thresholded at ``mask_threshold``, counting only pixels whose
+    #: expected value is farther than ``mask_absolute`` from the threshold (those within may flip)
+    mask_iou: float = 0.99
+    mask_threshold: float = 0.5
 
     def close(self, field_name: str, expected: float, actual: float) -> bool:
         if field_name == "confidence":
             return abs(actual - expected) <= self.score_absolute + self.score_relative * abs(expected)
         return abs(actual - expected) <= self.box_absolute + self.box_relative * abs(expected)
+
+
+@dataclass
+class MaskStats:
+    """What the mask comparison saw over a run: how many masks, the worst IoU and pixel difference."""
+
+    compared: int = 0
+    worst_iou: float = 1.0
+    worst_abs: float = 0.0
+
+    def add(self, iou: float, diff: float) -> None:
+        self.compared += 1
+        self.worst_iou = min(self.worst_iou, iou)
+        self.worst_abs = max(self.worst_abs, diff)
+
+
+def mask_agreement(expected: np.ndarray, actual: np.ndarray, tol: "Tolerance") -> tuple[float, float]:
+    """(IoU, max |difference|) of two masks of one shape; IoU of the masks thresholded at
+    ``tol.mask_threshold``, ignoring pixels whose expected value lies within ``tol.mask_absolute`` of it."""
+    with np.errstate(invalid="ignore"):
+        diff = np.abs(actual.astype(np.float64) - expected.astype(np.float64))
+        both_nan = np.isnan(actual) & np.isnan(expected)
+        diff = np.where(both_nan, 0.0, np.where(np.isnan(diff), np.inf, diff))
+        decided = np.abs(expected.astype(np.float64) - tol.mask_threshold) > tol.mask_absolute
+        e = (expected > tol.mask_threshold) & decided
+        a = (actual > tol.mask_threshold) & decided
+    union = int(np.sum(e | a))
+    iou = 1.0 if union == 0 else int(np.sum(e & a)) / union
+    return iou, float(diff.max()) if diff.size else 0.0
 
 
 @dataclass(frozen=True)
@@ -48,14 +83,20 @@ def _same(row_a, row_b, tol: Tolerance) -> bool:
     return all(tol.close(f, float(row_a[f]), float(row_b[f])) for f in FIELDS)
 
 
-def compare(expected: ParseOutcome, actual: ParseOutcome, tol: Tolerance = Tolerance()) -> Mismatch | None:
-    """None when the library did what the reference says (objects compared as multisets)."""
+def compare(expected: ParseOutcome, actual: ParseOutcome, tol: Tolerance = Tolerance(),
+            mask_stats: MaskStats | None = None) -> Mismatch | None:
+    """None when the library did what the reference says (objects compared as multisets; for
+    instance-mask parsers each matched object's mask too, its agreement added to ``mask_stats``)."""
     if expected.accepted != actual.accepted:
         if expected.accepted:
             return Mismatch(f"the library returned false; the reference accepts the input and expects "
                             f"{len(expected.objects)} object(s)", expected, actual)
         return Mismatch(f"the library returned true with {len(actual.objects)} object(s); the reference "
                         f"rejects the input ({expected.message})", expected, actual)
+    if actual.mask_errors:
+        return Mismatch(f"mask contract broken: {actual.mask_errors[0]}"
+                        + (f" (and {len(actual.mask_errors) - 1} more)" if len(actual.mask_errors) > 1 else ""),
+                        expected, actual)
     if not expected.accepted:
         return None
     unmatched = list(range(len(actual.objects)))
@@ -67,11 +108,48 @@ def compare(expected: ParseOutcome, actual: ParseOutcome, tol: Tolerance = Toler
         else:
             unmatched.remove(hit)
     if not missing and not unmatched:
-        return None
+        return _compare_masks(expected, actual, tol, mask_stats)
     missing_arr = np.array(missing, dtype=expected.objects.dtype)
     extra_arr = actual.objects[unmatched]
     return Mismatch(f"expected {len(expected.objects)} object(s), the library returned {len(actual.objects)}: "
                     f"{len(missing_arr)} missing, {len(extra_arr)} unexpected", expected, actual, missing_arr, extra_arr)
+
+
+def _compare_masks(expected: ParseOutcome, actual: ParseOutcome, tol: Tolerance,
+                   stats: MaskStats | None) -> Mismatch | None:
+    """With the objects matched, the masks of matched objects (None for detector outcomes)."""
+    if expected.masks is None:
+        return None
+    if actual.masks is None:
+        return Mismatch("the reference expects instance masks; the library was called as a detector", expected, actual)
+    unmatched = list(range(len(actual.objects)))
+    for i, row in enumerate(expected.objects):
+        want = expected.masks[i]
+        same_box = [k for k in unmatched if _same(row, actual.objects[k], tol)]
+        best = None
+        for k in same_box:
+            got = actual.masks[k]
+            if got.shape != want.shape:
+                agreement = (0.0, float("inf"))
+            else:
+                agreement = mask_agreement(want, got, tol)
+            if best is None or agreement > best[1]:
+                best = (k, agreement)
+        if best is None:
+            return Mismatch(f"expected object {i} has no returned object left to pair its mask with", expected, actual)
+        k, (iou, diff) = best
+        where = (f"class {int(row['class_id'])} at ({float(row['left']):.1f}, {float(row['top']):.1f}, "
+                 f"{float(row['width']):.1f}, {float(row['height']):.1f})")
+        if actual.masks[k].shape != want.shape:
+            return Mismatch(f"object {where}: mask is {actual.masks[k].shape[1]}x{actual.masks[k].shape[0]}, "
+                            f"the reference's {want.shape[1]}x{want.shape[0]} (width x height)", expected, actual)
+        if iou < tol.mask_iou or diff > tol.mask_absolute:
+            return Mismatch(f"object {where}: mask differs: IoU {iou:.4f} (at least {tol.mask_iou} wanted), "
+                            f"max |difference| {diff:.3g} (at most {tol.mask_absolute:g} wanted)", expected, actual)
+        if stats is not None:
+            stats.add(iou, diff)
+        unmatched.remove(k)
+    return None
 
 
 @dataclass(frozen=True)
@@ -93,6 +171,9 @@ class ConformanceReport:
     explain: list[dict[str, Any]] = field(default_factory=list)
     hostile_cases: int = 0
     hostile_failures: list[HostileFailure] = field(default_factory=list)
+    #: instance-mask parsers: what the mask comparison saw (None for detectors)
+    masks: MaskStats | None = None
+    tolerance: Tolerance = field(default_factory=Tolerance)
 
     @property
     def passed(self) -> bool:
@@ -110,7 +191,8 @@ def run_conformance(library, arch: Architecture, params: HeadParams, *, examples
     from hypothesis import HealthCheck, Verbosity, given, settings
     from hypothesis import seed as hypothesis_seed
 
-    report = ConformanceReport(str(library.path), library.function, arch.name, arch.describe(params), library.abi, 0)
+    report = ConformanceReport(str(library.path), library.function, arch.name, arch.describe(params), library.abi, 0,
+                               masks=MaskStats() if arch.parser_kind == "instance-mask" else None, tolerance=tolerance)
     last: dict[str, Any] = {}
 
     def check(case: ParserCase) -> None:
@@ -123,7 +205,7 @@ def run_conformance(library, arch: Architecture, params: HeadParams, *, examples
         except LibraryError as exc:
             mismatch = Mismatch(str(exc), expected, None)
         else:
-            mismatch = compare(expected, actual, tolerance)
+            mismatch = compare(expected, actual, tolerance, report.masks)
         if mismatch is not None:
             last["case"], last["mismatch"] = case, mismatch
             raise _Failed(mismatch.summary)
@@ -151,7 +233,7 @@ def run_hostile(library, arch: Architecture, params: HeadParams, report: Conform
         report.hostile_cases += 1
         expected = arch.reference(case, params)
         try:
-            mismatch = compare(expected, library.parse(case))
+            mismatch = compare(expected, library.parse(case), report.tolerance, report.masks)
         except LibraryError as exc:
             mismatch = Mismatch(str(exc), expected, None)
         if mismatch is not None:
@@ -166,6 +248,11 @@ def render_report(report: ConformanceReport, console) -> None:
     hostile = f", {report.hostile_cases} hostile input(s)" if report.hostile_cases else ""
     console.print(f"{verdict} {report.function} in {report.library}: {report.architecture} ({report.head}), "
                   f"ABI {report.abi}, {report.examples} example(s){hostile}")
+    if report.masks is not None:
+        tol, stats = report.tolerance, report.masks
+        console.print(f"masks: {stats.compared} compared; worst IoU {stats.worst_iou:.4f} (threshold {tol.mask_iou}, "
+                      f"masks cut at {tol.mask_threshold}), worst max |difference| {stats.worst_abs:.3g} "
+                      f"(threshold {tol.mask_absolute:g})")
     for failure in report.hostile_failures:
         console.print(f"[red]hostile input {failure.label}:[/] {failure.summary}", markup=True)
     if report.mismatch is None:

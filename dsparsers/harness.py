@@ -99,10 +99,24 @@ def read_library_info(library: Path) -> dict | None:
         return None
 
 
-class ParserLibrary:
-    """A parser library opened the way nvinfer opens it. One instance per thread."""
+#: the kinds of parse function the harness calls (the nvinfer config key naming each)
+DETECTOR = "detector"  # parse-bbox-func-name: NvDsInferParseCustomFunc
+INSTANCE_MASK = "instance-mask"  # parse-bbox-instance-mask-func-name: NvDsInferInstanceMaskParseCustomFunc
+PARSER_KINDS = (DETECTOR, INSTANCE_MASK)
 
-    def __init__(self, path: str | os.PathLike, function: str, abi: int | None = None):
+
+class ParserLibrary:
+    """A parser library opened the way nvinfer opens it. One instance per thread.
+
+    ``kind`` says which signature nvinfer casts the symbol to: a detector (parse-bbox-func-name) or an
+    instance-mask parser (parse-bbox-instance-mask-func-name), whose masks are copied and then freed
+    with ``delete[]`` as nvinfer frees them.
+    """
+
+    def __init__(self, path: str | os.PathLike, function: str, abi: int | None = None, kind: str = DETECTOR):
+        if kind not in PARSER_KINDS:
+            raise ValueError(f"kind must be one of {PARSER_KINDS}, got {kind!r}")
+        self.kind = kind
         self.path = Path(path)
         self.function = function
         if not self.path.is_file():
@@ -134,7 +148,8 @@ class ParserLibrary:
         pre = np.asarray(case.params.precluster, np.float32)
         post = np.asarray(case.params.postcluster, np.float32)
         count = ffi.new("size_t*")
-        status = lib.dsp_parser_parse(
+        call = lib.dsp_parser_parse_masks if self.kind == INSTANCE_MASK else lib.dsp_parser_parse
+        status = call(
             self._handle, layers, len(case.layers), case.network.width, case.network.height,
             case.network.channels, case.params.num_classes_configured,
             ffi.from_buffer("float[]", pre) if pre.size else ffi.NULL, pre.size,
@@ -142,10 +157,42 @@ class ParserLibrary:
         if status in (lib.DSP_PARSER_THREW, lib.DSP_PARSER_BAD_CALL):
             message = ffi.string(lib.dsp_parser_error(self._handle)).decode("utf-8", "replace")
             raise LibraryError(f"{self.path.name}:{self.function}: {message}")
+        if self.kind == INSTANCE_MASK:
+            return self._mask_outcome(status == lib.DSP_PARSER_TRUE, count[0])
         objects = np.zeros(count[0], DETECTION_DTYPE)
         if count[0]:
             lib.dsp_parser_objects(self._handle, ffi.cast("dsp_object*", ffi.from_buffer(objects)), count[0])
         return ParseOutcome(status == lib.DSP_PARSER_TRUE, objects)
+
+    def _mask_outcome(self, accepted: bool, count: int) -> ParseOutcome:
+        """The objects and masks of the last instance-mask call, with the contract checked per object."""
+        ffi, lib = self._ffi, self._lib
+        infos = ffi.new("dsp_mask_object[]", max(1, count))
+        lib.dsp_parser_mask_objects(self._handle, infos, count)
+        objects = np.zeros(count, DETECTION_DTYPE)
+        masks: list[np.ndarray] = []
+        errors: list[str] = []
+        for k in range(count):
+            info = infos[k]
+            objects[k] = (info.class_id, info.left, info.top, info.width, info.height, info.confidence, 0.0)
+            floats = info.mask_size // 4
+            data = np.zeros(floats, np.float32)
+            if floats:
+                lib.dsp_parser_mask_data(self._handle, k, ffi.cast("float*", ffi.from_buffer(data)), floats)
+            expected = info.mask_width * info.mask_height
+            if not info.has_mask:
+                errors.append(f"object {k}: mask is NULL (nvdsosd reads mask_width x mask_height floats from it)")
+                masks.append(np.zeros((0, 0), np.float32))
+            elif info.mask_size != expected * 4:
+                errors.append(f"object {k}: mask_size {info.mask_size} bytes, but mask_width x mask_height = "
+                              f"{info.mask_width} x {info.mask_height} floats = {expected * 4} bytes")
+                masks.append(np.zeros((0, 0), np.float32))
+            else:
+                masks.append(data.reshape(info.mask_height, info.mask_width))
+        if not accepted and count:
+            errors.insert(0, f"returned false with {count} object(s) in the list: nvinfer never frees the masks of a "
+                             "refused frame (free_masks before returning false)")
+        return ParseOutcome(accepted, objects, masks=tuple(masks), mask_errors=tuple(errors))
 
     def close(self) -> None:
         if getattr(self, "_handle", None) is not None:
@@ -172,6 +219,9 @@ class ParserLibrary:
         of the first one.
         """
         ffi, lib = self._ffi, self._lib
+        if self.kind != DETECTOR:
+            raise LibraryError(f"{self.path.name}:{self.function}: the benchmark times detector parsers "
+                               "(parse-bbox-func-name) only, not instance-mask parsers")
         layers, keep = layer_structs(ffi, cases)
         first = cases[0]
         pre = np.asarray(first.params.precluster, np.float32)

@@ -127,12 +127,21 @@ def detections(rows: list[tuple] | None = None) -> np.ndarray:
 
 @dataclass(frozen=True, eq=False)
 class ParseOutcome:
-    """What a parse function did: its return value, the objects it appended, and why it refused."""
+    """What a parse function did: its return value, the objects it appended, and why it refused.
+
+    Instance-mask parsers (NvDsInferInstanceMaskInfo) also return ``masks``: one float32 array of
+    shape (mask_height, mask_width) per object, in the order of ``objects``, covering the object's
+    box (nvdsosd stretches a mask over its object's rectangle and draws the pixels above
+    segmentation-threshold). ``mask_errors`` lists contract breaches the harness saw (a mask_size that
+    disagrees with width x height x 4, a NULL mask); detector parsers have ``masks`` None.
+    """
 
     accepted: bool
     objects: np.ndarray = field(default_factory=detections)
     message: str = ""
+    masks: tuple[np.ndarray, ...] | None = None
+    mask_errors: tuple[str, ...] = ()
 
     @classmethod
-    def rejected(cls, message: str) -> "ParseOutcome":
-        return cls(False, detections(), message)
+    def rejected(cls, message: str, *, with_masks: bool = False) -> "ParseOutcome":
+        return cls(False, detections(), message, masks=() if with_masks else None)

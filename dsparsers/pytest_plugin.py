@@ -58,7 +58,8 @@ def build_parser(directory: Path, arch: str, registry=None, *, num_classes=None,
     generated = render_parser(architecture, params, requested_as=arch, template_dirs=registry.template_dirs())
     write_directory(directory, generated.files, force=True)
     result = build_directory(directory, abi=abi, deepstream_include="bundled")
-    return BuiltParser(architecture, params, ParserLibrary(result.library, result.function, result.abi), directory, result)
+    return BuiltParser(architecture, params, ParserLibrary(result.library, result.function, result.abi,
+                                                             kind=architecture.parser_kind), directory, result)
 
 
 @pytest.fixture

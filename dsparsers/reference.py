@@ -162,3 +162,50 @@ def check_nms_outputs(count: Layer, boxes: Layer, scores: Layer, classes: Layer)
     if boxes.reported_type not in FLOAT_TYPES or scores.reported_type not in FLOAT_TYPES:
         return "unsupported data type", 0
     return None, k
+
+
+# -- instance masks (the C++ side is codegen_templates/support/dsparsers/mask_support.h) ------------
+def sigmoid(x: np.ndarray) -> np.ndarray:
+    """1 / (1 + exp(-x)) in float32."""
+    with np.errstate(over="ignore"):
+        return (np.float32(1) / (np.float32(1) + np.exp(-np.asarray(x, np.float32)))).astype(np.float32)
+
+
+def bilinear_taps(d0: float, d1: float, count: int, s0: float, s1: float, size: int):
+    """(lo, hi, weight) arrays of ``count`` cells covering [d0, d1] sampled from ``size`` cells covering
+    [s0, s1]: half-pixel centres, clamped edges (align_corners=False), float32 like the C++."""
+    f = np.float32
+    d0, d1, s0, s1 = f(d0), f(d1), f(s0), f(s1)
+    step = (d1 - d0) / f(count)
+    scale = f(size) / (s1 - s0)
+    x = d0 + (np.arange(count, dtype=np.float32) + f(0.5)) * step
+    u = (x - s0) * scale - f(0.5)
+    u = np.where(u > 0, u, f(0)).astype(np.float32)  # NaN -> 0, as `!(u > 0)` in C++
+    u = np.minimum(u, f(size - 1))
+    lo = u.astype(np.int64)
+    hi = np.minimum(lo + 1, size - 1)
+    return lo, hi, (u - lo.astype(np.float32)).astype(np.float32)
+
+
+def resample_mask(src: np.ndarray, source: tuple[float, float, float, float], target: tuple[float, float, float, float],
+                  width: int, height: int, activate: bool) -> np.ndarray:
+    """``src`` (rows x cols, covering the x1, y1, x2, y2 rectangle ``source``) resampled bilinearly onto a
+    height x width mask covering ``target``; sigmoid applied when ``activate``. float32."""
+    src = np.asarray(src, np.float32)
+    xlo, xhi, wx = bilinear_taps(target[0], target[2], width, source[0], source[2], src.shape[1])
+    ylo, yhi, wy = bilinear_taps(target[1], target[3], height, source[1], source[3], src.shape[0])
+    one = np.float32(1)
+    wx, wy = wx[None, :], wy[:, None]
+    with np.errstate(invalid="ignore", over="ignore"):
+        top = (one - wx) * src[ylo][:, xlo] + wx * src[ylo][:, xhi]
+        bottom = (one - wx) * src[yhi][:, xlo] + wx * src[yhi][:, xhi]
+        value = ((one - wy) * top + wy * bottom).astype(np.float32)
+    return sigmoid(value) if activate else value
+
+
+def clipped_box(x1, y1, x2, y2, network: NetworkInfo):
+    """The box clipped to the network, and whether it keeps at least one pixel each way (as clip_box)."""
+    f = np.float32
+    cx1, cx2 = (np.clip(f(v), f(0), f(network.width)) for v in (x1, x2))
+    cy1, cy2 = (np.clip(f(v), f(0), f(network.height)) for v in (y1, y2))
+    return (cx1, cy1, cx2, cy2), bool(cx2 - cx1 >= 1 and cy2 - cy1 >= 1)

@@ -85,7 +85,7 @@ def open_parser(build_parser):
 
     def factory(*args, **kwargs):
         architecture, params, result = build_parser(*args, **kwargs)
-        library = ParserLibrary(result.library, result.function, result.abi)
+        library = ParserLibrary(result.library, result.function, result.abi, kind=architecture.parser_kind)
         opened.append(library)
         return architecture, params, library
 

@@ -30,6 +30,8 @@ static_assert(sizeof(ObjectInfoAbi9) == 28, "DeepStream >= 9 object layout is 28
 static_assert(sizeof(NvDsInferLayerInfo) == 72, "NvDsInferLayerInfo is 72 bytes");
 static_assert(sizeof(NvDsInferDims) == 40, "NvDsInferDims is 40 bytes");
 
+static_assert(sizeof(NvDsInferInstanceMaskInfo) == 48, "NvDsInferInstanceMaskInfo is 48 bytes");
+
 template <typename Object>
 using DetectorFunc = bool (*)(std::vector<NvDsInferLayerInfo> const&, NvDsInferNetworkInfo const&,
                               NvDsInferParseDetectionParams const&, std::vector<Object>&);
@@ -48,6 +50,8 @@ struct dsp_parser {
     void* symbol = nullptr;
     int abi = 9;
     std::vector<dsp_object> objects;
+    std::vector<dsp_mask_object> mask_objects;
+    std::vector<std::vector<float>> masks;  // copies of the parsers' masks, one per mask object
     std::string error;
 };
 
@@ -141,6 +145,43 @@ static bool call_detector(dsp_parser* p, std::vector<NvDsInferLayerInfo> const& 
     return ok;
 }
 
+// Calls an instance-mask parser, copies its objects and masks, and frees every mask with delete[]
+// (nvinfer's contract), also when copying fails.
+static bool call_instance_mask(dsp_parser* p, std::vector<NvDsInferLayerInfo> const& layers,
+                               NvDsInferNetworkInfo const& net, NvDsInferParseDetectionParams const& params) {
+    std::vector<NvDsInferInstanceMaskInfo> out;
+    struct FreeMasks {
+        std::vector<NvDsInferInstanceMaskInfo>& list;
+        ~FreeMasks() {
+            for (NvDsInferInstanceMaskInfo& o : list) {
+                delete[] o.mask;
+                o.mask = nullptr;
+            }
+        }
+    } free_masks{out};
+    bool ok = reinterpret_cast<NvDsInferInstanceMaskParseCustomFunc>(p->symbol)(layers, net, params, out);
+    p->mask_objects.reserve(out.size());
+    p->masks.reserve(out.size());
+    for (const NvDsInferInstanceMaskInfo& o : out) {
+        dsp_mask_object d{};
+        d.class_id = o.classId;
+        d.left = o.left;
+        d.top = o.top;
+        d.width = o.width;
+        d.height = o.height;
+        d.confidence = o.detectionConfidence;
+        d.mask_width = o.mask_width;
+        d.mask_height = o.mask_height;
+        d.mask_size = o.mask_size;
+        d.has_mask = o.mask != nullptr;
+        std::vector<float> copy;
+        if (o.mask != nullptr) copy.assign(o.mask, o.mask + o.mask_size / sizeof(float));
+        p->mask_objects.push_back(d);
+        p->masks.push_back(std::move(copy));
+    }
+    return ok;
+}
+
 extern "C" {
 
 dsp_parser* dsp_parser_open(const char* library_path, const char* function_name, int abi, char* error,
@@ -216,6 +257,56 @@ int dsp_parser_parse(dsp_parser* p, const dsp_layer* layers, unsigned layer_coun
         p->error = "parser threw a non-standard exception";
     }
     return DSP_PARSER_THREW;
+}
+
+int dsp_parser_parse_masks(dsp_parser* p, const dsp_layer* layers, unsigned layer_count, unsigned net_width,
+                           unsigned net_height, unsigned net_channels, unsigned num_classes_configured,
+                           const float* precluster_thresholds, size_t precluster_count,
+                           const float* postcluster_thresholds, size_t postcluster_count, size_t* object_count) {
+    if (p == nullptr) return DSP_PARSER_BAD_CALL;
+    try {
+        p->error.clear();
+        p->mask_objects.clear();
+        p->masks.clear();
+        if (object_count) *object_count = 0;
+        if (layer_count > 0 && layers == nullptr) {
+            p->error = "layers is NULL";
+            return DSP_PARSER_BAD_CALL;
+        }
+        std::vector<NvDsInferLayerInfo> infos = layer_infos(layers, layer_count);
+        NvDsInferNetworkInfo net{net_width, net_height, net_channels};
+        NvDsInferParseDetectionParams params;  // in place, as nvinfer builds it
+        params.numClassesConfigured = num_classes_configured;
+        if (precluster_count)
+            params.perClassPreclusterThreshold.assign(precluster_thresholds,
+                                                      precluster_thresholds + precluster_count);
+        if (postcluster_count)
+            params.perClassPostclusterThreshold.assign(postcluster_thresholds,
+                                                       postcluster_thresholds + postcluster_count);
+        bool ok = call_instance_mask(p, infos, net, params);
+        if (object_count) *object_count = p->mask_objects.size();
+        return ok ? DSP_PARSER_TRUE : DSP_PARSER_FALSE;
+    } catch (const std::exception& e) {
+        p->error = std::string("parser threw: ") + e.what();
+    } catch (...) {
+        p->error = "parser threw a non-standard exception";
+    }
+    return DSP_PARSER_THREW;
+}
+
+size_t dsp_parser_mask_objects(const dsp_parser* p, dsp_mask_object* out, size_t capacity) {
+    if (p == nullptr || out == nullptr) return 0;
+    size_t n = p->mask_objects.size() < capacity ? p->mask_objects.size() : capacity;
+    if (n) std::memcpy(out, p->mask_objects.data(), n * sizeof(dsp_mask_object));
+    return n;
+}
+
+size_t dsp_parser_mask_data(const dsp_parser* p, size_t index, float* out, size_t capacity) {
+    if (p == nullptr || out == nullptr || index >= p->masks.size()) return 0;
+    const std::vector<float>& mask = p->masks[index];
+    size_t n = mask.size() < capacity ? mask.size() : capacity;
+    if (n) std::memcpy(out, mask.data(), n * sizeof(float));
+    return n;
 }
 
 size_t dsp_parser_objects(const dsp_parser* p, dsp_object* out, size_t capacity) {

@@ -35,6 +35,16 @@ typedef struct dsp_object {
     float left, top, width, height, confidence, rotation_angle;
 } dsp_object;
 
+// One instance-mask object (NvDsInferInstanceMaskInfo without the pointer): the mask's floats are
+// copied into the handle (read them with dsp_parser_mask_data) and the parser's buffer is freed with
+// delete[], as nvinfer frees it. mask_size is the byte count the parser reported.
+typedef struct dsp_mask_object {
+    unsigned class_id;
+    float left, top, width, height, confidence;
+    unsigned mask_width, mask_height, mask_size;
+    int has_mask;           // the parser set a non-NULL mask pointer
+} dsp_mask_object;
+
 typedef struct dsp_parser dsp_parser;
 
 enum dsp_status {
@@ -55,6 +65,22 @@ DSP_API int dsp_parser_parse(dsp_parser* parser, const dsp_layer* layers, unsign
                      unsigned net_height, unsigned net_channels, unsigned num_classes_configured,
                      const float* precluster_thresholds, size_t precluster_count,
                      const float* postcluster_thresholds, size_t postcluster_count, size_t* object_count);
+
+// Calls an instance-mask parse function (NvDsInferInstanceMaskParseCustomFunc) once, for one frame.
+// Every mask the parser allocated is copied (mask_size bytes, as nvinfer trusts it) and then freed
+// with delete[] before this returns, exactly as nvinfer does once the frame's metadata is released.
+DSP_API int dsp_parser_parse_masks(dsp_parser* parser, const dsp_layer* layers, unsigned layer_count,
+                                   unsigned net_width, unsigned net_height, unsigned net_channels,
+                                   unsigned num_classes_configured, const float* precluster_thresholds,
+                                   size_t precluster_count, const float* postcluster_thresholds,
+                                   size_t postcluster_count, size_t* object_count);
+
+// Copies up to capacity mask objects of the last dsp_parser_parse_masks call; returns how many.
+DSP_API size_t dsp_parser_mask_objects(const dsp_parser* parser, dsp_mask_object* out, size_t capacity);
+
+// Copies the mask of object `index` of the last dsp_parser_parse_masks call (mask_size / 4 floats at
+// most `capacity`); returns the number of floats copied.
+DSP_API size_t dsp_parser_mask_data(const dsp_parser* parser, size_t index, float* out, size_t capacity);
 
 // Copies up to capacity objects of the last call; returns how many were copied.
 DSP_API size_t dsp_parser_objects(const dsp_parser* parser, dsp_object* out, size_t capacity);
