@@ -127,6 +127,10 @@ class Architecture(ABC):
         """Config defaults for the family the user named (an alias may differ, e.g. YOLOX's BGR 0-255 input)."""
         return self.config_defaults
 
+    def defaults_for_params(self, params: HeadParams, requested_as: str | None) -> ConfigDefaults:
+        """Config defaults for a parser generated with ``params`` (a ``why`` may quote an option's value)."""
+        return self.defaults_for(requested_as)
+
     @property
     def function_name(self) -> str:
         """The exported parse function (parse-bbox-func-name)."""

@@ -30,6 +30,13 @@ class BuildResult:
     headers: str
     log: Path
     sanitize: str = ""
+    #: "detector" or "instance-mask" (the nvinfer key that names the function differs)
+    parser_kind: str = "detector"
+
+    @property
+    def function_key(self) -> str:
+        """The nvinfer config key that names this library's function."""
+        return "parse-bbox-instance-mask-func-name" if self.parser_kind == "instance-mask" else "parse-bbox-func-name"
 
 
 def meson_command() -> list[str]:
@@ -121,7 +128,7 @@ def build_directory(directory: Path, *, abi: int | None = None, deepstream_inclu
         raise BuildError(f"the build finished but {library} is missing (full log: {log})")
     info = json.loads(info_path.read_text(encoding="utf-8"))
     return BuildResult(library, manifest["function"], int(info["abi"]), str(info["headers"]), log,
-                       str(info.get("sanitize", "")))
+                       str(info.get("sanitize", "")), manifest.get("parser_kind", "detector"))
 
 
 def sanitizer_environment(environ: dict[str, str] | None = None) -> dict[str, str]:

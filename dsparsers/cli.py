@@ -258,7 +258,7 @@ def _rerun_under_sanitizers_if_needed(library: Path) -> None:
 
 def _print_load_lines(result) -> None:
     out.print("[bold]nvinfer config lines that load it:[/]")
-    print(f"parse-bbox-func-name={result.function}")
+    print(f"{result.function_key}={result.function}")
     print(f"custom-lib-path={result.library}")
 
 
