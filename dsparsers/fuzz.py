@@ -48,6 +48,7 @@ def build_fuzzer(directory: Path, output: Path) -> Path:
     output.parent.mkdir(parents=True, exist_ok=True)
     cmd = [clang(), "-std=c++17", "-g", "-O1", "-fsanitize=fuzzer,address,undefined", "-fno-sanitize-recover=all",
            f"-I{directory / 'include'}", "-DDSPARSERS_DS_ABI=9", f"-DDSPARSERS_FUZZ_FUNCTION={manifest['function']}",
+           *(["-DDSPARSERS_FUZZ_INSTANCE_MASK=1"] if manifest.get("parser_kind") == "instance-mask" else []),
            str(source), str(FUZZ_TARGET), "-o", str(output)]
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode != 0:

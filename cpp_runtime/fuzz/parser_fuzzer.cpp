@@ -5,6 +5,10 @@
 //
 // Like nvinfer, the harness always allocates each buffer to match its dims (capped at kMaxBytes):
 // the parser may trust that, and nothing else.
+//
+// With DSPARSERS_FUZZ_INSTANCE_MASK defined the function is an instance-mask parser: every mask that
+// comes back is read in full (a short allocation is an ASan finding), its mask_size must be
+// width x height x 4 bytes, and it is freed with delete[] as nvinfer frees it (a leak is a finding).
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
@@ -17,8 +21,14 @@
 #error "define DSPARSERS_FUZZ_FUNCTION to the parse function's name"
 #endif
 
+#ifdef DSPARSERS_FUZZ_INSTANCE_MASK
+using FuzzedObject = NvDsInferInstanceMaskInfo;
+#else
+using FuzzedObject = NvDsInferObjectDetectionInfo;
+#endif
+
 extern "C" bool DSPARSERS_FUZZ_FUNCTION(const std::vector<NvDsInferLayerInfo>&, const NvDsInferNetworkInfo&,
-                                        const NvDsInferParseDetectionParams&, std::vector<NvDsInferObjectDetectionInfo>&);
+                                        const NvDsInferParseDetectionParams&, std::vector<FuzzedObject>&);
 
 namespace {
 
@@ -76,7 +86,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     std::vector<NvDsInferLayerInfo> layers(layer_count);
     std::vector<std::vector<uint8_t>> buffers(layer_count);
     static const char* names[] = {"output0", "output", "boxes", "scores", "num_detections", "pred_logits",
-                                  "pred_boxes", "heatmap", "NMS", "NMS_1", "labels", "x"};
+                                  "pred_boxes", "heatmap", "NMS", "NMS_1", "labels", "x", "output1",
+                                  "generate_detections", "mask_fcn_logits/BiasAdd"};
     for (unsigned i = 0; i < layer_count; ++i) {
         NvDsInferLayerInfo& layer = layers[i];
         std::memset(&layer, 0, sizeof(layer));
@@ -103,12 +114,24 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     params.numClassesConfigured = in.byte() % 2 ? dimension(in) : in.u32();
     const unsigned thresholds = in.byte() % 100;
     for (unsigned c = 0; c < thresholds; ++c) params.perClassPreclusterThreshold.push_back(in.f32());
-    std::vector<NvDsInferObjectDetectionInfo> objects;
-    DSPARSERS_FUZZ_FUNCTION(layers, network, params, objects);
+    std::vector<FuzzedObject> objects;
+    const bool accepted = DSPARSERS_FUZZ_FUNCTION(layers, network, params, objects);
     for (const auto& o : objects) {  // what came back must be a box inside the network
         if (!(o.width >= 1.0f && o.height >= 1.0f && o.left >= 0.0f && o.top >= 0.0f &&
               o.left + o.width <= network.width + 0.01f && o.top + o.height <= network.height + 0.01f))
             __builtin_trap();
     }
+#ifdef DSPARSERS_FUZZ_INSTANCE_MASK
+    if (!accepted && !objects.empty()) __builtin_trap();  // nvinfer would leak these masks
+    volatile float sink = 0.0f;
+    for (auto& o : objects) {
+        if (o.mask == nullptr || o.mask_size != static_cast<size_t>(o.mask_width) * o.mask_height * sizeof(float))
+            __builtin_trap();
+        for (size_t k = 0; k < static_cast<size_t>(o.mask_width) * o.mask_height; ++k) sink = sink + o.mask[k];
+        delete[] o.mask;  // as nvinfer frees it
+    }
+#else
+    (void)accepted;
+#endif
     return 0;
 }
