@@ -293,7 +293,10 @@ def build(directory, abi, deepstream_include, sanitize):
 @click.option("--hostile/--no-hostile", default=True, show_default=True,
               help="Also feed hostile inputs (wrong dims and types, NaN/Inf everywhere, empty thresholds, ...).")
 @click.option("--sanitize", is_flag=True, help="With --dir: test the `build --sanitize` library (ASan + UBSan).")
-def conform(library, function, arch, directory, examples, abi, seed, classes, input_size, extra, hostile, sanitize):
+@click.option("--onnx", "onnx_path", type=click.Path(path_type=Path), help="Compare on this model's real outputs (with --image) instead of generated cases.")
+@click.option("--image", "images", multiple=True, type=click.Path(path_type=Path), help="With --onnx: a picture to run the model on (repeatable).")
+def conform(library, function, arch, directory, examples, abi, seed, classes, input_size, extra, hostile, sanitize,
+            onnx_path=None, images=()):
     """Check a parser library against the reference decoder on generated tensors."""
     from .conformance import render_report, run_conformance, run_hostile
     from .harness import ParserLibrary
@@ -316,6 +319,9 @@ def conform(library, function, arch, directory, examples, abi, seed, classes, in
         architecture = registry.get(arch).architecture
         params = architecture.head_params(None, _options(classes, input_size, extra, arch))
     _rerun_under_sanitizers_if_needed(library)
+    if onnx_path is not None:
+        return _conform_on_images(library, function, architecture, params, directory, onnx_path, images,
+                                  int(abi) if abi else None, classes, extra)
     with ParserLibrary(library, function, int(abi) if abi else None, kind=architecture.parser_kind) as parser:
         with err.status(f"conformance: {examples} examples through {function}...") as status:
             report = run_conformance(parser, architecture, params, examples=examples, seed=seed,
@@ -495,6 +501,130 @@ def _cached_build(architecture, params, requested_as):
     info = read_library_info(library) or {}
     return BuildResult(library, generated.function_name, int(info.get("abi", 9)), str(info.get("headers", "bundled")),
                        directory / "build.log")
+
+
+# -- run ----------------------------------------------------------------------------------------
+@main.command("run")
+@click.option("--config", "config_path", type=click.Path(path_type=Path), help="nvinfer config (key=value or .yml/.yaml) to emulate.")
+@click.option("--onnx", "onnx_path", type=click.Path(path_type=Path), help="ONNX model [default: the config's onnx-file].")
+@click.option("--lib", "library", type=click.Path(path_type=Path), help="Parser library [default: the config's custom-lib-path].")
+@click.option("--func", "function", help="Parse function [default: the config's parse-bbox-func-name].")
+@click.option("--arch", help="Without --config: the architecture whose generated config gives the defaults [default: detected].")
+@click.option("--image", "images", multiple=True, type=click.Path(path_type=Path), help="Picture to run on (repeatable).")
+@click.option("-o", "--output", type=click.Path(path_type=Path), help="Output directory [default: dsparsers-run, dsparsers-demo with --demo].")
+@click.option("--set", "overrides", multiple=True, metavar="[SECTION.]KEY=VALUE", help="Override a config key, e.g. class-attrs-all.pre-cluster-threshold=0.5.")
+@click.option("--abi", type=click.Choice(["8", "9"]), help="Object layout the library was built for [default: its build record, else 9].")
+@click.option("--demo", is_flag=True, help="Run on a tiny random-weight YOLO11 model and a picture dsparsers draws itself (nothing downloaded).")
+@click.option("--force", is_flag=True, help="Write into a non-empty directory dsparsers did not write.")
+def run_command(config_path, onnx_path, library, function, arch, images, output, overrides, abi, demo, force):
+    """Emulate nvinfer on pictures, end to end, and draw the detections (no DeepStream needed)."""
+    from .run import run_pictures, settings_for_model, settings_from_config
+
+    note, extra = None, None
+    if demo:
+        if config_path or onnx_path or library or function:
+            raise UsageError("--demo makes its own model, parser and config: drop --config/--onnx/--lib/--func")
+        from .demo import NOTE, prepare_demo
+
+        with err.status("demo: building a random-weight YOLO11-style model and its parser..."):
+            config_path, picture = prepare_demo()
+        images = images or (picture,)
+        output = output or Path("dsparsers-demo")
+        note, extra = NOTE, {"demo": NOTE}
+        err.print(f"[yellow]demo:[/] the model has RANDOM weights, so its boxes are meaningless; the picture proves "
+                  "that pre-processing, the model, the generated parser, nvinfer's clustering, back-projection and "
+                  "drawing all run together.", markup=True)
+    if not images:
+        raise UsageError("--image is required (or --demo)")
+    abi_value = int(abi) if abi else None
+    if config_path is not None:
+        settings = settings_from_config(config_path, onnx=onnx_path, library=library, function=function,
+                                        abi=abi_value, overrides=overrides)
+    else:
+        missing = [name for name, value in (("--onnx", onnx_path), ("--lib", library), ("--func", function)) if not value]
+        if missing:
+            raise UsageError(f"{', '.join(missing)} required without --config (or give --config CONFIG)")
+        settings = settings_for_model(onnx_path, library, function, arch=arch, abi=abi_value, overrides=overrides)
+    output = output or Path("dsparsers-run")
+    for line in settings.notes:
+        err.print(f"[yellow]note:[/] {line}", markup=True)
+    if len(images) > 1:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                      console=err, transient=True) as bar:
+            task = bar.add_task("nvinfer emulation", total=len(images))
+            results = run_pictures(settings, images, output, force=force, note=note, extra=extra,
+                                   progress=lambda done, path: bar.update(task, completed=done,
+                                                                          description=f"{path.name}"))
+    else:
+        with err.status("running nvinfer's path on the picture..."):
+            results = run_pictures(settings, images, output, force=force, note=note, extra=extra)
+    table = Table(title=f"dsparsers run: {settings.function} ({settings.source})", title_justify="left")
+    for column in ("image", "detections", "top classes", "output"):
+        table.add_column(column, overflow="fold")
+    for r in results:
+        status = "" if r.accepted else " (parser returned false)"
+        table.add_row(str(r.source), f"{len(r.detections)}{status}", r.top_classes(), str(Path(output) / r.output))
+    out.print(table)
+    for r in results:
+        if not r.accepted:
+            err.print(f"[yellow]warning:[/] {r.source}: the parser returned false (nvinfer only logs this: the frame "
+                      "gets no objects)", markup=True)
+    out.print(f"detections and settings: {Path(output) / 'detections.json'}")
+    if demo:
+        out.print(f"[yellow]{note}[/]", markup=True)
+        print(f"the same run by hand: dsparsers run --config {config_path} --image {images[0]}")
+
+
+def _conform_on_images(library, function, architecture, params, directory, onnx_path, images, abi, classes=None,
+                       extra=()) -> None:
+    """`conform --onnx MODEL --image IMG`: the library against the reference on the model's real outputs."""
+    from .conformance import compare
+    from .harness import ParserLibrary
+    from .run import Emulator, settings_for_model, settings_from_config
+
+    if not images:
+        raise UsageError("--onnx needs --image (repeatable): the pictures to run the model on")
+    config_path = None
+    if directory is None:  # the head as the model has it, not the canonical one
+        from .model import load_model
+
+        params = architecture.head_params(load_model(onnx_path), _options(classes, None, extra, architecture.name))
+    else:
+        manifest = json.loads((Path(directory) / "dsparsers.json").read_text(encoding="utf-8"))
+        config_path = Path(directory) / manifest["config"]
+    if config_path is not None:
+        settings = settings_from_config(config_path, onnx=onnx_path, library=library, function=function, abi=abi)
+    else:
+        settings = settings_for_model(onnx_path, library, function, arch=architecture.name, abi=abi)
+    from .preprocess import load_image
+
+    pictures = [(Path(p), load_image(p)) for p in images]
+    table = Table(title=f"{function} vs the {architecture.name} reference on {onnx_path}'s outputs", title_justify="left")
+    for column in ("image", "parser objects", "reference objects", "verdict"):
+        table.add_column(column, overflow="fold")
+    failed = 0
+    with Emulator(settings) as emulator:
+        step = emulator.model.batch_size(int(settings.config.get("batch-size")))
+        for start in range(0, len(pictures), step):
+            chunk = pictures[start:start + step]
+            frames = emulator.model.infer([emulator.preprocessing.tensor(p)[0] for _, p in chunk])
+            for (path, _), layers in zip(chunk, frames):
+                from .parser_io import ParserCase
+
+                case = ParserCase(layers, emulator.model.network, emulator.params)
+                expected = architecture.reference(case, params)
+                actual = emulator.library.parse(case)
+                mismatch = compare(expected, actual)
+                failed += mismatch is not None
+                table.add_row(str(path), f"{len(actual.objects)}{'' if actual.accepted else ' (false)'}",
+                              f"{len(expected.objects)}{'' if expected.accepted else ' (rejects)'}",
+                              "[green]PASS[/]" if mismatch is None else f"[red]FAIL[/] {mismatch.summary}")
+    out.print(table)
+    verdict = "[bold green]PASS[/]" if not failed else f"[bold red]FAIL[/] ({failed} of {len(pictures)} image(s))"
+    out.print(f"{verdict} {function} on the real outputs of {onnx_path}", markup=True)
+    sys.exit(1 if failed else 0)
 
 
 if __name__ == "__main__":  # pragma: no cover

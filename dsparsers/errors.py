@@ -38,3 +38,8 @@ class BuildError(DsparsersError):
 
 class LibraryError(DsparsersError):
     """A parser library that cannot be loaded or lacks the named function."""
+
+
+class ConfigError(UsageError, ValueError):
+    """An nvinfer config that cannot be used: unknown key or section, bad value, missing file.
+    The message starts with ``file:line:`` where the line is known."""

@@ -29,7 +29,6 @@ are not part of this module.
 
 from __future__ import annotations
 
-import configparser
 import dataclasses
 from dataclasses import dataclass, field
 from typing import Mapping
@@ -91,28 +90,11 @@ class ClusterSettings:
     @classmethod
     def from_config(cls, text: str) -> "ClusterSettings":
         """The settings of an nvinfer config file's text (``[property]`` num-detected-classes and
-        cluster-mode, ``[class-attrs-all]``, ``[class-attrs-N]``); absent keys get nvinfer's defaults."""
-        parser = configparser.ConfigParser(interpolation=None, comment_prefixes=("#",), inline_comment_prefixes=None,
-                                           strict=False)
-        parser.optionxform = str  # keys are case-sensitive
-        parser.read_string(text)
+        cluster-mode, ``[class-attrs-all]``, ``[class-attrs-N]``); absent keys get nvinfer's defaults.
+        Read with dsparsers.nvinfer_config (ConfigError, a ValueError, for a config it cannot use)."""
+        from .nvinfer_config import parse_keyfile
 
-        def attrs(section: str, base: ClassAttrs) -> ClassAttrs:
-            values = {}
-            for key, name in ClassAttrs.KEYS.items():
-                if parser.has_option(section, key):
-                    raw = parser.get(section, key).strip()
-                    values[name] = int(raw) if name == "topk" else float(raw)
-            return dataclasses.replace(base, **values)
-
-        if not parser.has_option("property", "num-detected-classes"):
-            raise ValueError("nvinfer config: [property] num-detected-classes is required for a detector")
-        num_classes = int(parser.get("property", "num-detected-classes"))
-        mode = int(parser.get("property", "cluster-mode", fallback=str(CLUSTER_GROUP_RECTANGLES)))
-        base = attrs("class-attrs-all", ClassAttrs()) if parser.has_section("class-attrs-all") else ClassAttrs()
-        per_class = {int(s[len("class-attrs-"):]): attrs(s, base) for s in parser.sections()
-                     if s.startswith("class-attrs-") and s[len("class-attrs-"):].isdigit()}
-        return cls(num_classes, mode, base, per_class)
+        return parse_keyfile(text).cluster_settings()
 
 
 def precluster_filter(objects: np.ndarray, settings: ClusterSettings) -> np.ndarray:
