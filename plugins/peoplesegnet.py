@@ -172,8 +172,8 @@ class PeopleSegNet(Architecture):
         model_color_format=0,
         maintain_aspect_ratio=False,
         symmetric_padding=False,
-        why_preprocessing="PeopleSegNet (deepstream_tao_apps): RGB, ImageNet mean offsets and scale, frame "
-                          "stretched to the network (its config sets no maintain-aspect-ratio)",
+        why_preprocessing="PeopleSegNet as deepstream_tao_apps runs it (pgie_peopleSegNet_tao_config): RGB, ImageNet "
+                          "means, scale 0.017507, no maintain-aspect-ratio line, so the frame is stretched",
         pre_cluster_threshold=0.8,
         nms_iou_threshold=0.5,
         topk=DEFAULT_DETECTIONS,
