@@ -97,14 +97,26 @@ FRAME_DTYPE = np.dtype([("class_id", "<u4"), ("left", "<f8"), ("top", "<f8"), ("
                         ("height", "<f8"), ("confidence", "<f4")])
 
 
-def apply_filters(objects: np.ndarray, filters: FrameFilters) -> np.ndarray:
-    """The frame-pixel objects that pass filter-out-class-ids and the per-class size limits, in order."""
-    keep = np.array([int(o["class_id"]) not in filters.filter_out_class_ids
+def passes_filters(objects: np.ndarray, filters: FrameFilters) -> np.ndarray:
+    """Per frame-pixel object, whether it passes filter-out-class-ids and its class's size limits."""
+    return np.array([int(o["class_id"]) not in filters.filter_out_class_ids
                      and filters.limits(int(o["class_id"])).keeps(float(o["width"]), float(o["height"]))
                      for o in objects], bool)
-    return objects[keep] if len(objects) else objects
+
+
+def apply_filters(objects: np.ndarray, filters: FrameFilters) -> np.ndarray:
+    """The frame-pixel objects that pass filter-out-class-ids and the per-class size limits, in order."""
+    return objects[passes_filters(objects, filters)] if len(objects) else objects
+
+
+def backproject_indexed(objects: np.ndarray, geometry: Geometry,
+                        filters: FrameFilters = FrameFilters()) -> tuple[np.ndarray, np.ndarray]:
+    """As :func:`backproject`, with the positions in ``objects`` of the objects kept (masks follow them)."""
+    framed = to_frame(objects, geometry, crop_to_roi=filters.crop_objects_to_roi_boundary)
+    keep = passes_filters(framed, filters) if len(framed) else np.zeros(0, bool)
+    return framed[keep], np.nonzero(keep)[0]
 
 
 def backproject(objects: np.ndarray, geometry: Geometry, filters: FrameFilters = FrameFilters()) -> np.ndarray:
     """Clustered objects (network pixels) -> what nvinfer attaches to the frame (frame pixels)."""
-    return apply_filters(to_frame(objects, geometry, crop_to_roi=filters.crop_objects_to_roi_boundary), filters)
+    return backproject_indexed(objects, geometry, filters)[0]

@@ -25,7 +25,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from . import __version__
-from .backproject import FrameFilters, backproject
+from .backproject import FrameFilters, backproject_indexed
 from .errors import ConfigError, ModelError, UsageError
 from .nvinfer_config import InferConfig, parse_keyfile, read_config, read_labels
 from .parser_io import DataType, DetectionParams, Layer, NetworkInfo, ParserCase
@@ -51,6 +51,13 @@ class RunSettings:
     #: where the settings came from, in words (the config file, or the defaults used)
     source: str = ""
     notes: list[str] = field(default_factory=list)
+    #: "detector" (network-type=0) or "instance-mask" (network-type=3: the mask parse function)
+    parser_kind: str = "detector"
+
+    @property
+    def segmentation_threshold(self) -> float:
+        value = self.config.get("segmentation-threshold")
+        return 0.5 if value is None else float(value)
 
 
 def settings_from_config(path: Path | str, *, onnx: Path | None = None, library: Path | None = None,
@@ -129,9 +136,15 @@ def _settings(config: InferConfig, onnx, library, function, abi, overrides, sour
     for text in overrides:
         _apply_override(config, text)
     network_type = config.get("network-type")
-    if network_type != 0:
-        raise config.error("network-type", f"{network_type}: dsparsers run emulates detectors (network-type=0)"
-                           + (" ; instance masks are not wired up yet" if network_type == 3 else ""))
+    if network_type not in (0, 3):
+        raise config.error("network-type", f"{network_type}: dsparsers run emulates detectors (network-type=0) and "
+                           "instance segmentation (network-type=3)")
+    masks = network_type == 3
+    if masks and not config.get("output-instance-mask"):
+        raise config.error("network-type", "3 (instance segmentation) needs output-instance-mask=1")
+    if masks and config.get("cluster-mode") != 4:
+        raise config.error("cluster-mode", f"{config.get('cluster-mode')}: nvinfer requires cluster-mode=4 for "
+                           "instance masks")
     if config.get("process-mode") != 1:
         raise config.error("process-mode", "2 (secondary): dsparsers run emulates a primary detector on whole frames")
     mode = config.get("cluster-mode")
@@ -145,9 +158,10 @@ def _settings(config: InferConfig, onnx, library, function, abi, overrides, sour
         library = config.file("custom-lib-path")
     elif not Path(library).is_file():
         raise UsageError(f"--lib {library}: no such file")
-    function = function or config.get("parse-bbox-func-name")
+    function_key = "parse-bbox-instance-mask-func-name" if masks else "parse-bbox-func-name"
+    function = function or config.get(function_key)
     if not function:
-        raise ConfigError(f"{config.path}: parse-bbox-func-name is not set (or give --func)")
+        raise ConfigError(f"{config.path}: {function_key} is not set (or give --func)")
     if labels is None:
         labelfile = config.file("labelfile-path", required=False)
         labels = read_labels(labelfile) if labelfile is not None else []
@@ -166,7 +180,8 @@ def _settings(config: InferConfig, onnx, library, function, abi, overrides, sour
         for key in ("roi-top-offset", "roi-bottom-offset"):
             if config.get(key, section):
                 notes.append(f"[{section}] {key} is not emulated")
-    return RunSettings(config, onnx, Path(library), str(function), labels, abi, source, notes)
+    return RunSettings(config, onnx, Path(library), str(function), labels, abi, source, notes,
+                       "instance-mask" if masks else "detector")
 
 
 # -- the model ------------------------------------------------------------------------------------
@@ -261,11 +276,18 @@ class Detection:
     top: float
     width: float
     height: float
+    #: instance models: the parser's mask (probabilities covering the box, any resolution), else None
+    mask: np.ndarray | None = field(default=None, repr=False, compare=False)
 
-    def as_json(self) -> dict:
-        return {"class_id": self.class_id, "label": self.label, "confidence": round(self.confidence, 6),
-                "left": round(self.left, 3), "top": round(self.top, 3), "width": round(self.width, 3),
-                "height": round(self.height, 3)}
+    def as_json(self, mask_threshold: float = 0.5) -> dict:
+        record = {"class_id": self.class_id, "label": self.label, "confidence": round(self.confidence, 6),
+                  "left": round(self.left, 3), "top": round(self.top, 3), "width": round(self.width, 3),
+                  "height": round(self.height, 3)}
+        if self.mask is not None:
+            inside = float(np.mean(self.mask > mask_threshold)) if self.mask.size else 0.0
+            record["mask"] = {"width": int(self.mask.shape[1]), "height": int(self.mask.shape[0]),
+                              "fraction_above_threshold": round(inside, 4)}
+        return record
 
 
 @dataclass
@@ -312,7 +334,7 @@ class Emulator:
         n = clustering.num_classes
         self.params = DetectionParams(n, tuple(float(clustering.attrs(c).pre_cluster_threshold) for c in range(n)),
                                       tuple(float(clustering.attrs(c).post_cluster_threshold) for c in range(n)))
-        self.library = ParserLibrary(settings.library, settings.function, settings.abi)
+        self.library = ParserLibrary(settings.library, settings.function, settings.abi, kind=settings.parser_kind)
 
     def close(self) -> None:
         self.library.close()
@@ -346,10 +368,20 @@ class Emulator:
         """One frame from its output layers on: parser, clustering, back-projection, filters."""
         outcome = self.library.parse(ParserCase(layers, self.model.network, self.params))
         objects = outcome.objects if outcome.accepted else outcome.objects[:0]  # quirk: false is only logged
-        kept = backproject(postprocess(objects, self.clustering), geometry, self.filters)
+        if outcome.masks is not None:
+            # instance-mask objects have no rotation: the field carries each object's index through
+            # clustering (which keeps rows whole), so that its mask can follow it
+            objects = objects.copy()
+            objects["rotation_angle"] = np.arange(len(objects), dtype=np.float32)
+        clustered = postprocess(objects, self.clustering)
+        kept, positions = backproject_indexed(clustered, geometry, self.filters)
+        masks = None
+        if outcome.masks is not None:
+            masks = [outcome.masks[int(clustered["rotation_angle"][k])] for k in positions]
         detections = [Detection(int(o["class_id"]), self.label(int(o["class_id"])), float(o["confidence"]),
-                                float(o["left"]), float(o["top"]), float(o["width"]), float(o["height"]))
-                      for o in kept]
+                                float(o["left"]), float(o["top"]), float(o["width"]), float(o["height"]),
+                                mask=None if masks is None else masks[k])
+                      for k, o in enumerate(kept)]
         return FrameResult(path, picture.shape[1], picture.shape[0], geometry, bool(outcome.accepted),
                            len(outcome.objects), detections)
 
@@ -358,7 +390,8 @@ class Emulator:
         s, config = self.settings, self.settings.config
         return {
             "config": s.source, "onnx": str(s.onnx), "library": str(s.library), "function": s.function,
-            "abi": self.library.abi,
+            "parser_kind": s.parser_kind, "abi": self.library.abi,
+            **({"segmentation-threshold": s.segmentation_threshold} if s.parser_kind == "instance-mask" else {}),
             "network": {"width": self.model.network.width, "height": self.model.network.height,
                         "channels": self.model.network.channels, "batch": self.model.static_batch or "symbolic"},
             "preprocessing": dataclasses.asdict(self.preprocessing),
@@ -406,7 +439,9 @@ def render_outputs(results: list[FrameResult], pictures: Sequence[np.ndarray], s
     files: dict[str, bytes | str] = {}
     for result, picture, name in zip(results, pictures, output_names([r.source for r in results])):
         result.output = name
-        drawn = draw_detections(Image.fromarray(picture, "RGB"), result.detections, note=note)
+        masks = [d.mask for d in result.detections] if any(d.mask is not None for d in result.detections) else None
+        drawn = draw_detections(Image.fromarray(picture, "RGB"), result.detections, masks,
+                                mask_threshold=float(settings.get("segmentation-threshold", 0.5)), note=note)
         buffer = io.BytesIO()
         drawn.save(buffer, format="PNG", optimize=True)
         files[name] = buffer.getvalue()

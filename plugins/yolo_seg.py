@@ -11,9 +11,11 @@ proto cell by default (``-O mask_resolution=proto``), one per network pixel (``n
 ``WxH``. Values are probabilities, so segmentation-threshold=0.5 draws what ultralytics draws
 (its masks are ``logit > 0``).
 
-nvinfer requires cluster-mode=4 (no clustering) for instance masks, so the parser clusters itself:
-per-class greedy NMS in descending confidence (IoU above ``-O nms_iou``, default 0.45, suppresses),
-at most ``-O max_det`` objects; the mask work happens only for the objects NMS keeps.
+nvinfer requires cluster-mode=4 (no clustering) for instance masks, so the parser clusters itself, as
+ultralytics' non_max_suppression does: per-class greedy NMS on the decoded, unclipped boxes in
+descending confidence (IoU above ``-O nms_iou``, default 0.45, suppresses), at most ``-O max_det``
+objects; then the kept boxes are clipped to the network (dropped under one pixel, as every dsparsers
+parser drops them). The mask work happens only for the objects NMS keeps.
 """
 
 from __future__ import annotations
@@ -244,17 +246,18 @@ class YoloSeg(Architecture):
         cx, cy, w, h = (rows[:, k] for k in range(BOX_CHANNELS))
         keep &= ref.all_finite(cx, cy, w, h)
         x1, y1, x2, y2 = ref.corners_from_center(cx, cy, w, h)
-        candidates = []  # (index, class, score, clipped box), in index order like the C++ scan
-        for i in np.nonzero(keep)[0]:
-            box, big_enough = ref.clipped_box(x1[i], y1[i], x2[i], y2[i], case.network)
-            if big_enough:
-                candidates.append((int(i), int(cls[i]), np.float32(best[i]), box))
+        # (index, class, score, decoded corners), in index order like the C++ scan
+        candidates = [(int(i), int(cls[i]), np.float32(best[i]), (x1[i], y1[i], x2[i], y2[i]))
+                      for i in np.nonzero(keep)[0]]
         kept = nms(candidates, np.float32(params.nms_iou), params.max_det)
         plane = ref.layer_view(protos).reshape(m, -1)
         ph, pw = pdims[1], pdims[2]
         coefficients = rows[:, BOX_CHANNELS + params.num_classes:]
         objects, masks = [], []
-        for index, class_id, score, box in kept:
+        for index, class_id, score, corners in kept:
+            box, big_enough = ref.clipped_box(*corners, case.network)
+            if not big_enough:
+                continue
             mask_w, mask_h = mask_grid(box, params, case.network, pw, ph)
             logits = (coefficients[index] @ plane).astype(np.float32).reshape(ph, pw)
             masks.append(ref.resample_mask(logits, (0, 0, case.network.width, case.network.height), box,
@@ -281,7 +284,7 @@ def _area(box) -> np.float32:
 
 
 def box_iou(a, b) -> np.float32:
-    """The parser's IoU of two clipped boxes (float32, no +1)."""
+    """The parser's IoU of two boxes (float32, no +1)."""
     w = min(a[2], b[2]) - max(a[0], b[0])
     h = min(a[3], b[3]) - max(a[1], b[1])
     if not (w > 0 and h > 0):

@@ -38,7 +38,7 @@ def test_repeated_calls_leak_nothing(build_parser, arch, engine, tmp_path):
 
 
 def _leaks_a_buffer_per_object(source: str) -> str:
-    marker = "    dsparsers::add_mask_object(objects, c.class_id, c.score, c.box, mask, mask_w, mask_h);"
+    marker = "    dsparsers::add_mask_object(objects, c.class_id, c.score, box, mask, mask_w, mask_h);"
     assert marker in source
     # a volatile global keeps the compiler from eliding the allocation; each call overwrites the last
     return source.replace(marker, marker + "\n    static float* volatile scratch;\n    scratch = new float[16];  // bug: never freed")

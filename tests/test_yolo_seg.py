@@ -172,9 +172,9 @@ def _no_sigmoid(source: str) -> str:
 
 def _uncropped(source: str) -> str:
     # the common bug: sample the mask over the whole network instead of over the object's box
-    assert "bilinear_taps(c.box.x1, c.box.x2, mask_w" in source
-    return (source.replace("bilinear_taps(c.box.x1, c.box.x2, mask_w", "bilinear_taps(net.x1, net.x2, mask_w")
-                  .replace("bilinear_taps(c.box.y1, c.box.y2, mask_h", "bilinear_taps(net.y1, net.y2, mask_h"))
+    assert "bilinear_taps(box.x1, box.x2, mask_w" in source
+    return (source.replace("bilinear_taps(box.x1, box.x2, mask_w", "bilinear_taps(net.x1, net.x2, mask_w")
+                  .replace("bilinear_taps(box.y1, box.y2, mask_h", "bilinear_taps(net.y1, net.y2, mask_h"))
 
 
 @pytest.mark.parametrize("bug,expected", [(_no_nms, "object"), (_no_sigmoid, "mask differs"),
@@ -195,7 +195,7 @@ def test_a_mask_size_in_floats_instead_of_bytes_is_reported(open_parser):
 
 def _bad_mask_size_in_support(source: str) -> str:
     # add_mask_object lives in mask_support.h; this parser writes its own object with the unit wrong
-    marker = "    dsparsers::add_mask_object(objects, c.class_id, c.score, c.box, mask, mask_w, mask_h);"
+    marker = "    dsparsers::add_mask_object(objects, c.class_id, c.score, box, mask, mask_w, mask_h);"
     assert marker in source
     return source.replace(marker, marker + "\n    objects.back().mask_size = mask_w * mask_h;  // floats, not bytes")
 
