@@ -199,3 +199,25 @@ def test_a_missing_compiler_says_what_to_install(tmp_path):
                             env={**os.environ, "CXX": str(tmp_path / "no-such-compiler")})
     assert result.returncode == 1
     assert result.stderr.startswith("dsparsers: error: no C++ compiler found: install g++ (Debian/Ubuntu: apt-get install g++)")
+
+
+@pytest.mark.parametrize("module,message", [
+    ("mesonbuild", "dsparsers: error: meson is not installed: pip install meson ninja"),
+    ("ninja", "dsparsers: error: ninja is not installed: pip install ninja"),
+])
+def test_a_missing_build_tool_says_what_to_install(tmp_path, module, message):
+    """meson and ninja come from pip; without the package (and none on PATH) the build says what to install."""
+    out = tmp_path / "out"
+    assert cli("generate", "--arch", "yolo11", "-o", out, cwd=tmp_path).returncode == 0
+    blocker = tmp_path / "blocked" / module
+    blocker.mkdir(parents=True)
+    (blocker / "__init__.py").write_text(f"raise ImportError('{module} hidden by the test')\n")
+    empty_path = tmp_path / "empty-bin"
+    empty_path.mkdir()
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path / "blocked"), os.environ.get("PYTHONPATH", "")]),
+           "PATH": str(empty_path)}
+    result = subprocess.run([sys.executable, "-m", "dsparsers.cli", "build", str(out)], capture_output=True, text=True,
+                            env=env)
+    assert result.returncode == 1, result.stderr
+    assert result.stderr.strip() == message
+    assert not (out / "build").exists() or not any((out / "build").glob("*.so"))
