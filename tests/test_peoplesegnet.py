@@ -181,6 +181,16 @@ def test_rows_that_are_not_objects(canonical):
     assert all(np.allclose(m, 0.5) for m in got.masks)  # sigmoid(0)
 
 
+def test_two_detections_with_one_box_keep_their_own_masks(canonical):
+    # the same box twice (Mask R-CNN can keep overlapping detections): each object carries its row's slice
+    masks = np.zeros((2, 2, 28, 28), np.float32)
+    masks[0, 1], masks[1, 1] = -10.0, -1.0
+    got = run_both(canonical, case([(0, 0, 28, 28, 1, 0.9), (0, 0, 28, 28, 1, 0.9)], masks))
+    assert objects(got) == [(1, 0.0, 0.0, 28.0, 28.0, 0.9)] * 2
+    assert got.masks[0][5, 5] == pytest.approx(sigmoid(-10.0), abs=1e-7)
+    assert got.masks[1][5, 5] == pytest.approx(sigmoid(-1.0), abs=1e-6)
+
+
 BUFFER = np.zeros(4 * 2 * 28 * 28 * 4, np.float32)
 
 
