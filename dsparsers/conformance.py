@@ -58,8 +58,8 @@ def mask_agreement(expected: np.ndarray, actual: np.ndarray, tol: "Tolerance") -
     ``tol.mask_threshold``, ignoring pixels whose expected value lies within ``tol.mask_absolute`` of it."""
     with np.errstate(invalid="ignore"):
         diff = np.abs(actual.astype(np.float64) - expected.astype(np.float64))
-        both_nan = np.isnan(actual) & np.isnan(expected)
-        diff = np.where(both_nan, 0.0, np.where(np.isnan(diff), np.inf, diff))
+        same = (actual == expected) | (np.isnan(actual) & np.isnan(expected))  # equal infinities too
+        diff = np.where(same, 0.0, np.where(np.isnan(diff), np.inf, diff))
         decided = np.abs(expected.astype(np.float64) - tol.mask_threshold) > tol.mask_absolute
         e = (expected > tol.mask_threshold) & decided
         a = (actual > tol.mask_threshold) & decided
@@ -133,7 +133,7 @@ def _compare_masks(expected: ParseOutcome, actual: ParseOutcome, tol: Tolerance,
                 agreement = (0.0, float("inf"))
             else:
                 agreement = mask_agreement(want, got, tol)
-            if best is None or agreement > best[1]:
+            if best is None or (agreement[0], -agreement[1]) > (best[1][0], -best[1][1]):  # IoU up, difference down
                 best = (k, agreement)
         if best is None:
             return Mismatch(f"expected object {i} has no returned object left to pair its mask with", expected, actual)

@@ -47,7 +47,8 @@ def test_every_template_survives_hostile_strings(tmp_path_factory, arch, text):
     params = hostile_params(architecture, text)
     generated = render_parser(architecture, params, requested_as=arch, model=fake_model(text), onnx_file=f"{text}.onnx")
     config = generated.files[generated.config_name]
-    assert config.count("[property]") == 1 and config.count("\nparse-bbox-func-name=") == 1
+    key = "parse-bbox-instance-mask-func-name" if architecture.parser_kind == "instance-mask" else "parse-bbox-func-name"
+    assert config.count("[property]") == 1 and config.count(f"\n{key}=") == 1
     assert "\x00" not in config and len(generated.files["labels.txt"].splitlines()) == params.num_classes
     out = tmp_path_factory.mktemp("hostile")
     write_directory(out / "p", generated.files)
