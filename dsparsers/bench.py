@@ -81,30 +81,52 @@ def family_report(registry, *, density: float = 0.01, iterations: int = 2000, bu
     ``build(architecture, params, requested_as)`` returns a BuildResult (the CLI's cached build).
     """
     from .architecture import GenerateOptions
-    from .patch import COMPACT_ARCHITECTURE
 
-    compact_arch = registry.get(COMPACT_ARCHITECTURE).architecture
     rows = []
     for provided in registry.architectures():
         arch = provided.architecture
         params = arch.head_params(None, GenerateOptions(requested_as=arch.name))
         result = build(arch, params, arch.name)
-        with ParserLibrary(result.library, result.function, result.abi) as library:
+        with ParserLibrary(result.library, result.function, result.abi, kind=arch.parser_kind) as library:
             hot, rotating = run_bench(library, arch, params, density=density, iterations=iterations)
         row = {"architecture": arch.name, "head": arch.describe(params), "hot": hot, "rotating": rotating,
                "compact": None}
         if hasattr(arch, "append_decode"):
-            count = getattr(params, "num_candidates", None)
-            compact_params = compact_arch.head_params(None, GenerateOptions(
-                num_classes=params.num_classes, input_size=(params.input_width, params.input_height),
-                requested_as=COMPACT_ARCHITECTURE))
-            compact_params = type(compact_params)(**{**compact_params.__dict__, "num_rows": count})
-            compact = build(compact_arch, compact_params, COMPACT_ARCHITECTURE)
-            with ParserLibrary(compact.library, compact.function, compact.abi) as library:
-                row["compact"] = run_bench(library, compact_arch, compact_params, density=density,
-                                           iterations=iterations, modes=("hot",))[0]
+            row["compact"] = compact_bench(registry, params, build, density=density, iterations=iterations)
         rows.append(row)
     return rows
+
+
+def compact_params_for(registry, params: HeadParams) -> tuple[Architecture, HeadParams]:
+    """The compact [N, 6] head `dsparsers patch` makes of a head with ``params`` (same N, C and input)."""
+    from .architecture import GenerateOptions
+    from .patch import COMPACT_ARCHITECTURE
+
+    compact_arch = registry.get(COMPACT_ARCHITECTURE).architecture
+    compact = compact_arch.head_params(None, GenerateOptions(
+        num_classes=params.num_classes, input_size=(params.input_width, params.input_height),
+        requested_as=COMPACT_ARCHITECTURE))
+    return compact_arch, type(compact)(**{**compact.__dict__, "num_rows": getattr(params, "num_candidates", None)})
+
+
+def compact_bench(registry, params: HeadParams, build, *, density: float = 0.01, iterations: int = 2000) -> BenchResult:
+    """Hot timing of the compact parser on the patched output of a head with ``params``."""
+    from .patch import COMPACT_ARCHITECTURE
+
+    compact_arch, compact_params = compact_params_for(registry, params)
+    compact = build(compact_arch, compact_params, COMPACT_ARCHITECTURE)
+    with ParserLibrary(compact.library, compact.function, compact.abi) as library:
+        return run_bench(library, compact_arch, compact_params, density=density, iterations=iterations,
+                         modes=("hot",))[0]
+
+
+def patch_saving(registry, arch: Architecture, params: HeadParams, stock, build, *, density: float = 0.01,
+                 iterations: int = 400) -> tuple[BenchResult, BenchResult]:
+    """(stock, compact) hot timings: what `dsparsers patch` would save per frame for this head, measured
+    here on generated tensors (``stock`` is the BuildResult of the head's own parser)."""
+    with ParserLibrary(stock.library, stock.function, stock.abi, kind=arch.parser_kind) as library:
+        before = run_bench(library, arch, params, density=density, iterations=iterations, modes=("hot",))[0]
+    return before, compact_bench(registry, params, build, density=density, iterations=iterations)
 
 
 def report_markdown(rows: list[dict]) -> str:

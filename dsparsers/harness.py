@@ -216,17 +216,15 @@ class ParserLibrary:
         """Nanoseconds of each of ``iterations`` calls (after ``warmup``), call k on cases[k % len(cases)].
 
         The loop runs in C++ (no Python in the timed region). All cases share the network and params
-        of the first one.
+        of the first one. Instance-mask parsers are timed with their masks freed (delete[]) per call.
         """
         ffi, lib = self._ffi, self._lib
-        if self.kind != DETECTOR:
-            raise LibraryError(f"{self.path.name}:{self.function}: the benchmark times detector parsers "
-                               "(parse-bbox-func-name) only, not instance-mask parsers")
         layers, keep = layer_structs(ffi, cases)
         first = cases[0]
         pre = np.asarray(first.params.precluster, np.float32)
         out = np.zeros(iterations, np.float64)
-        status = lib.dsp_parser_time(
+        timer = lib.dsp_parser_time_masks if self.kind == INSTANCE_MASK else lib.dsp_parser_time
+        status = timer(
             self._handle, layers, len(first.layers), len(cases), first.network.width, first.network.height,
             first.network.channels, first.params.num_classes_configured,
             ffi.from_buffer("float[]", pre) if pre.size else ffi.NULL, pre.size, warmup, iterations,

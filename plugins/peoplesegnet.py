@@ -326,6 +326,25 @@ class PeopleSegNet(Architecture):
     def strategy(self, params: PeopleSegNetParams):
         return _cases(params)
 
+    def bench_case(self, params: PeopleSegNetParams, density: float, rng) -> ParserCase:
+        """Full-size outputs: a fraction ``density`` of the N detections above 0.25 (at least one), the
+        rest below it, boxes 8-200 px inside the network, random mask logits."""
+        n, c, m = params.detections, params.num_classes, params.mask_resolution
+        rows = np.zeros((n, 6), np.float32)
+        y1 = rng.uniform(0, params.input_height - 200, n)
+        x1 = rng.uniform(0, params.input_width - 200, n)
+        rows[:, 0], rows[:, 1] = y1, x1
+        rows[:, 2], rows[:, 3] = y1 + rng.uniform(8, 200, n), x1 + rng.uniform(8, 200, n)
+        rows[:, 4] = rng.integers(0, c, n)
+        rows[:, 5] = rng.uniform(0, 0.2, n)
+        hits = rng.random(n) < density
+        hits[0] = True
+        rows[hits, 5] = rng.uniform(0.3, 1.0, int(hits.sum()))
+        masks = rng.normal(0, 2, (n, c, m, m)).astype(np.float32)
+        return ParserCase((Layer(params.detections_name, rows), Layer(params.masks_name, masks)),
+                          NetworkInfo(params.input_width, params.input_height),
+                          DetectionParams.uniform(c, 0.25))
+
     def explain(self, case: ParserCase, params: PeopleSegNetParams) -> list[dict[str, Any]]:
         det = self._find(case, params)["detections"]
         if det is None or len(det.reported_dims) != 2 or det.reported_dims[1] != ROW:

@@ -33,7 +33,7 @@ from dsparsers.architecture import Architecture, ConfigDefaults, GenerateOptions
 from dsparsers.datasets import COCO80
 from dsparsers.errors import UsageError
 from dsparsers.model import ModelInfo
-from dsparsers.parser_io import Layer, NetworkInfo, ParseOutcome, ParserCase, detections
+from dsparsers.parser_io import DetectionParams, Layer, NetworkInfo, ParseOutcome, ParserCase, detections
 from dsparsers.strategies import detection_params, float_dtypes, f32, scored_candidates
 
 BOX_CHANNELS = 4
@@ -267,6 +267,24 @@ class YoloSeg(Architecture):
 
     def strategy(self, params: SegParams):
         return _cases(params)
+
+    def bench_case(self, params: SegParams, density: float, rng) -> ParserCase:
+        """Full-size output0 and protos: a fraction ``density`` of candidates above 0.25, boxes 4-200 px."""
+        count = params.num_candidates or anchor_points(params.input_width, params.input_height)
+        rows = np.zeros((count, params.channels), np.float32)
+        rows[:, 0] = rng.uniform(0, params.input_width, count)
+        rows[:, 1] = rng.uniform(0, params.input_height, count)
+        rows[:, 2:4] = rng.uniform(4, 200, (count, 2))
+        scores = slice(BOX_CHANNELS, BOX_CHANNELS + params.num_classes)
+        rows[:, scores] = rng.uniform(0, 0.05, (count, params.num_classes))
+        hits = rng.random(count) < density
+        rows[hits, BOX_CHANNELS + rng.integers(0, params.num_classes, int(hits.sum()))] = rng.uniform(0.3, 1.0, int(hits.sum()))
+        rows[:, BOX_CHANNELS + params.num_classes:] = rng.normal(0, 1, (count, params.num_coefficients))
+        protos = rng.normal(0, 1, (params.num_coefficients, params.input_height // PROTO_STRIDE,
+                                   params.input_width // PROTO_STRIDE)).astype(np.float32)
+        return ParserCase((Layer(params.output_name, np.ascontiguousarray(rows.T)), Layer(params.protos_name, protos)),
+                          NetworkInfo(params.input_width, params.input_height),
+                          DetectionParams.uniform(params.num_classes, 0.25))
 
     def explain(self, case: ParserCase, params: SegParams) -> list[dict[str, Any]]:
         head = ref.find_layer(case.layers, params.output_name, lambda d: len(d) == 2 and d[0] == params.channels)

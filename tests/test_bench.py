@@ -49,3 +49,25 @@ def test_fp16_prefilter_never_drops_a_score_at_or_above_threshold(open_parser):
     got = library.parse(case)
     assert [int(o["class_id"]) for o in got.objects] == [6]
     assert [int(o["class_id"]) for o in architecture.reference(case, params).objects] == [6]
+
+
+def test_instance_mask_parsers_are_timed_with_their_masks_freed(open_parser):
+    """Mask parsers go through dsp_parser_time_masks (masks freed per call inside the timed region)."""
+    for arch in ("yolo-seg", "peoplesegnet"):
+        architecture, params, library = open_parser(arch)
+        (hot,) = run_bench(library, architecture, params, density=0.01, modes=("hot",), iterations=20, warmup=4)
+        assert hot.objects >= 1 and hot.parser_ns.shape == (20,) and np.all(hot.parser_ns > 0)
+
+
+def test_generate_measures_what_the_patch_saves(tmp_path):
+    """`generate --build --bench-patch` on a patchable model times the parser and the compact parser the
+    patch allows, and says both figures (no timing asserted)."""
+    from onnx_graphs import ultralytics_detect
+
+    model = ultralytics_detect(tmp_path / "yolo11.onnx", classes=80, size=320)
+    result = subprocess.run([sys.executable, "-m", "dsparsers.cli", "generate", "--onnx", str(model), "-o",
+                             str(tmp_path / "g"), "--build", "--bench-patch"], capture_output=True, text=True,
+                            env={**__import__("os").environ, "DSPARSERS_CACHE_DIR": str(tmp_path / "cache"),
+                                 "COLUMNS": "400"})
+    assert result.returncode == 0, result.stderr
+    assert "measured here:" in result.stdout and "us of CPU per frame" in result.stdout, result.stdout

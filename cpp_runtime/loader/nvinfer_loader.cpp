@@ -136,6 +136,37 @@ static int time_detector(dsp_parser* p, const std::vector<std::vector<NvDsInferL
     return ok ? DSP_PARSER_TRUE : DSP_PARSER_FALSE;
 }
 
+// Times an instance-mask parser; every call's masks are freed (delete[]) inside the timed region.
+static int time_masks(dsp_parser* p, const std::vector<std::vector<NvDsInferLayerInfo>>& frames,
+                      NvDsInferNetworkInfo const& net, NvDsInferParseDetectionParams const& params, unsigned warmup,
+                      unsigned iterations, double* ns_out) {
+    auto parse = reinterpret_cast<NvDsInferInstanceMaskParseCustomFunc>(p->symbol);
+    std::vector<NvDsInferInstanceMaskInfo> out;
+    auto release = [&out]() {
+        for (NvDsInferInstanceMaskInfo& o : out) delete[] o.mask;
+        out.clear();
+    };
+    bool ok = true;
+    try {
+        for (unsigned k = 0; k < warmup; ++k) {
+            ok = parse(frames[k % frames.size()], net, params, out);
+            release();
+        }
+        for (unsigned k = 0; k < iterations; ++k) {
+            const auto& layers = frames[(warmup + k) % frames.size()];
+            const auto start = std::chrono::steady_clock::now();
+            ok = parse(layers, net, params, out);
+            release();
+            const auto stop = std::chrono::steady_clock::now();
+            ns_out[k] = std::chrono::duration<double, std::nano>(stop - start).count();
+        }
+    } catch (...) {
+        release();
+        throw;
+    }
+    return ok ? DSP_PARSER_TRUE : DSP_PARSER_FALSE;
+}
+
 template <typename Object>
 static bool call_detector(dsp_parser* p, std::vector<NvDsInferLayerInfo> const& layers,
                           NvDsInferNetworkInfo const& net, NvDsInferParseDetectionParams const& params) {
@@ -340,6 +371,33 @@ int dsp_parser_time(dsp_parser* p, const dsp_layer* layers, unsigned layer_count
             params.perClassPreclusterThreshold.assign(precluster_thresholds, precluster_thresholds + precluster_count);
         return p->abi == 8 ? time_detector<ObjectInfoAbi8>(p, frames, net, params, warmup, iterations, ns_out)
                            : time_detector<ObjectInfoAbi9>(p, frames, net, params, warmup, iterations, ns_out);
+    } catch (const std::exception& e) {
+        p->error = std::string("parser threw: ") + e.what();
+    } catch (...) {
+        p->error = "parser threw a non-standard exception";
+    }
+    return DSP_PARSER_THREW;
+}
+
+int dsp_parser_time_masks(dsp_parser* p, const dsp_layer* layers, unsigned layer_count, unsigned frame_count,
+                          unsigned net_width, unsigned net_height, unsigned net_channels,
+                          unsigned num_classes_configured, const float* precluster_thresholds,
+                          size_t precluster_count, unsigned warmup, unsigned iterations, double* ns_out) {
+    if (p == nullptr) return DSP_PARSER_BAD_CALL;
+    try {
+        p->error.clear();
+        if (frame_count == 0 || layers == nullptr || (iterations > 0 && ns_out == nullptr)) {
+            p->error = "frame_count, layers and ns_out are required";
+            return DSP_PARSER_BAD_CALL;
+        }
+        std::vector<std::vector<NvDsInferLayerInfo>> frames;
+        for (unsigned f = 0; f < frame_count; ++f) frames.push_back(layer_infos(layers + f * layer_count, layer_count));
+        NvDsInferNetworkInfo net{net_width, net_height, net_channels};
+        NvDsInferParseDetectionParams params;
+        params.numClassesConfigured = num_classes_configured;
+        if (precluster_count)
+            params.perClassPreclusterThreshold.assign(precluster_thresholds, precluster_thresholds + precluster_count);
+        return time_masks(p, frames, net, params, warmup, iterations, ns_out);
     } catch (const std::exception& e) {
         p->error = std::string("parser threw: ") + e.what();
     } catch (...) {

@@ -102,6 +102,14 @@ DSP_API int dsp_parser_time(dsp_parser* parser, const dsp_layer* layers, unsigne
                             unsigned num_classes_configured, const float* precluster_thresholds,
                             size_t precluster_count, unsigned warmup, unsigned iterations, double* ns_out);
 
+// dsp_parser_time for an instance-mask parse function: each call's masks are freed with delete[]
+// inside the timed region, as nvinfer's per-frame cost includes them.
+DSP_API int dsp_parser_time_masks(dsp_parser* parser, const dsp_layer* layers, unsigned layer_count,
+                                  unsigned frame_count, unsigned net_width, unsigned net_height,
+                                  unsigned net_channels, unsigned num_classes_configured,
+                                  const float* precluster_thresholds, size_t precluster_count, unsigned warmup,
+                                  unsigned iterations, double* ns_out);
+
 // The floor a parser is compared with: one pass reading every byte of the same layers, with four
 // independent accumulators, timed like dsp_parser_time. Returns a checksum (so the reads happen).
 DSP_API unsigned long long dsp_read_floor(const dsp_layer* layers, unsigned layer_count, unsigned frame_count,
