@@ -166,8 +166,9 @@ def _no_nms(source: str) -> str:
 
 
 def _no_sigmoid(source: str) -> str:
-    assert "dsparsers::sigmoid(dsparsers::bilinear(at, tx[j], ty[i]))" in source
-    return source.replace("dsparsers::sigmoid(dsparsers::bilinear(at, tx[j], ty[i]))", "dsparsers::bilinear(at, tx[j], ty[i])")
+    marker = "    dsparsers::activate(mask, static_cast<size_t>(mask_w) * mask_h);\n"
+    assert marker in source
+    return source.replace(marker, "")
 
 
 def _uncropped(source: str) -> str:

@@ -16,6 +16,8 @@
 #define DSPARSERS_MASK_SUPPORT_H
 
 #include <cmath>
+#include <cstdint>
+#include <cstring>
 #include <new>
 #include <vector>
 
@@ -31,7 +33,40 @@ struct Rect {
     float x1, y1, x2, y2;
 };
 
-inline float sigmoid(float x) { return 1.0f / (1.0f + std::exp(-x)); }
+// e^x without a library call or a branch, so that loops over mask pixels vectorise: round x / ln 2
+// to an integer n (adding 1.5 * 2^23 leaves n in the low mantissa bits), e^r on |r| <= ln2 / 2 by its
+// degree-6 Taylor polynomial (relative error < 2e-7), scaled by 2^n built from its bits. Inputs are
+// clamped to [-87, 88] (results stay normal floats); NaN stays NaN.
+inline float exp_approx(float x) {
+    x = x > 88.0f ? 88.0f : x;
+    x = x < -87.0f ? -87.0f : x;  // comparisons with NaN are false: NaN passes through
+    const float shifter = 12582912.0f;
+    const float t = x * 1.44269504088896341f + shifter;
+    const float n = t - shifter;
+    uint32_t bits;
+    std::memcpy(&bits, &t, sizeof(bits));
+    const int32_t k = static_cast<int32_t>(bits) - 0x4B400000;  // n as an integer
+    const float r = (x - n * 0.693145751953125f) - n * 1.428606765330187e-06f;
+    float p = 1.0f / 720.0f;
+    p = p * r + 1.0f / 120.0f;
+    p = p * r + 1.0f / 24.0f;
+    p = p * r + 1.0f / 6.0f;
+    p = p * r + 0.5f;
+    p = p * r + 1.0f;
+    p = p * r + 1.0f;
+    const uint32_t scale_bits = static_cast<uint32_t>(k + 127) << 23;
+    float scale;
+    std::memcpy(&scale, &scale_bits, sizeof(scale));
+    return p * scale;
+}
+
+// The logistic function, with exp_approx (absolute error < 1e-7 against an exact sigmoid).
+inline float sigmoid(float x) { return 1.0f / (1.0f + exp_approx(-x)); }
+
+// sigmoid on each of n values, in place (a loop the compiler vectorises).
+inline void activate(float* __restrict values, size_t n) {
+    for (size_t i = 0; i < n; ++i) values[i] = sigmoid(values[i]);
+}
 
 // One output cell's source taps along an axis: value = (1 - weight) * src[lo] + weight * src[hi].
 struct Taps {
@@ -90,20 +125,40 @@ inline bool clip_box(const NvDsInferNetworkInfo& network, Rect box, Rect& clippe
     return clipped.x2 - clipped.x1 >= 1.0f && clipped.y2 - clipped.y1 >= 1.0f;
 }
 
+// Bilinear samples of a source at the taps tx (width) x ty (height), in two separable passes that
+// compute exactly what `bilinear` computes per pixel: each source row the y taps touch is first
+// interpolated along x (into `rows`), then pairs of those rows along y. The source is read as
+// src[(row - row0) * stride + (col - col0)]: a window whose first row and column are row0 and col0.
+inline void sample_taps(const float* src, size_t stride, unsigned row0, unsigned col0, const Taps* tx, unsigned width,
+                        const Taps* ty, unsigned height, float* out, std::vector<float>& rows) {
+    const unsigned first = ty[0].lo, last = ty[height - 1].hi;  // taps are monotonic
+    rows.resize(static_cast<size_t>(last - first + 1) * width);
+    for (unsigned r = first; r <= last; ++r) {
+        const float* line = src + static_cast<size_t>(r - row0) * stride;
+        float* row = rows.data() + static_cast<size_t>(r - first) * width;
+        for (unsigned j = 0; j < width; ++j)
+            row[j] = (1.0f - tx[j].weight) * line[tx[j].lo - col0] + tx[j].weight * line[tx[j].hi - col0];
+    }
+    for (unsigned i = 0; i < height; ++i) {
+        const float* top = rows.data() + static_cast<size_t>(ty[i].lo - first) * width;
+        const float* bottom = rows.data() + static_cast<size_t>(ty[i].hi - first) * width;
+        const float w = ty[i].weight;
+        float* __restrict line = out + static_cast<size_t>(i) * width;
+        for (unsigned j = 0; j < width; ++j) line[j] = (1.0f - w) * top[j] + w * bottom[j];
+    }
+}
+
 // Resamples `src` (src_height x src_width, row-major, covering `from`) onto a mask of
-// width x height covering `to`, applying the sigmoid when `activate`; writes into `mask`.
+// width x height covering `to`, applying the sigmoid when `apply_sigmoid`; writes into `mask`.
 inline void resample_mask(const float* src, unsigned src_width, unsigned src_height, Rect from, Rect to, unsigned width,
-                          unsigned height, bool activate, float* mask, std::vector<Taps>& tx, std::vector<Taps>& ty) {
+                          unsigned height, bool apply_sigmoid, float* mask, std::vector<Taps>& tx,
+                          std::vector<Taps>& ty, std::vector<float>& scratch) {
     tx.resize(width);
     ty.resize(height);
     bilinear_taps(to.x1, to.x2, width, from.x1, from.x2, src_width, tx.data());
     bilinear_taps(to.y1, to.y2, height, from.y1, from.y2, src_height, ty.data());
-    auto at = [src, src_width](unsigned row, unsigned col) { return src[static_cast<size_t>(row) * src_width + col]; };
-    for (unsigned i = 0; i < height; ++i)
-        for (unsigned j = 0; j < width; ++j) {
-            const float value = bilinear(at, tx[j], ty[i]);
-            mask[static_cast<size_t>(i) * width + j] = activate ? sigmoid(value) : value;
-        }
+    sample_taps(src, src_width, 0, 0, tx.data(), width, ty.data(), height, mask, scratch);
+    if (apply_sigmoid) activate(mask, static_cast<size_t>(width) * height);
 }
 
 // Appends an object that owns `mask` (width x height floats covering `box`, already clipped).
