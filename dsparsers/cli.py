@@ -364,23 +364,32 @@ def fuzz(arch, directory, seconds, output):
     import tempfile
 
     from .codegen import render_parser
-    from .fuzz import build_fuzzer, run_fuzzer
+    from .fuzz import base_case_for, build_fuzzer, run_fuzzer
     from .output_dir import write_directory
 
     if (arch is None) == (directory is None):
         raise UsageError("give --arch or --dir")
     work = Path(output) if output else Path(tempfile.mkdtemp(prefix="dsparsers-fuzz-"))
+    registry = _registry()
     if arch is not None:
-        registry = _registry()
         architecture = registry.get(arch).architecture
         params = architecture.head_params(None, _options(None, None, (), arch))
         directory = work / "parser"
         write_directory(directory, render_parser(architecture, params, requested_as=arch,
                                                  template_dirs=registry.template_dirs()).files, force=True)
+    else:
+        try:
+            manifest = json.loads((Path(directory) / "dsparsers.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            raise UsageError(f"--dir {directory}: not a directory written by `dsparsers generate`") from None
+        architecture = registry.get(manifest["architecture"]).architecture
+        params = architecture.params_from_dict(manifest["params"])
     with err.status("building the fuzzer (clang, libFuzzer, ASan + UBSan)..."):
         binary = build_fuzzer(Path(directory), work / "fuzzer")
+    with err.status("finding a valid input with objects to seed the fuzzer..."):
+        base = base_case_for(architecture, params, work / "base.case")
     with err.status(f"fuzzing for {seconds} s..."):
-        result = run_fuzzer(binary, seconds=seconds, workdir=work)
+        result = run_fuzzer(binary, seconds=seconds, workdir=work, base_case=base)
     table = Table(title=f"fuzzing {directory}", title_justify="left", show_header=False)
     table.add_column("what")
     table.add_column("value", overflow="fold")

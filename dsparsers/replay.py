@@ -29,7 +29,7 @@ from .parser_io import ParserCase
 from .paths import CPP_RUNTIME_DIR, cache_dir
 
 REPLAY_SOURCE = CPP_RUNTIME_DIR / "tools" / "replay.cpp"
-LOADER_SOURCES = (CPP_RUNTIME_DIR / "loader" / "nvinfer_loader.cpp", CPP_RUNTIME_DIR / "loader" / "nvinfer_loader.h",
+LOADER_SOURCES = (CPP_RUNTIME_DIR / "tools" / "case_file.h", CPP_RUNTIME_DIR / "loader" / "nvinfer_loader.cpp", CPP_RUNTIME_DIR / "loader" / "nvinfer_loader.h",
                   CPP_RUNTIME_DIR / "include" / "dsparsers" / "nvdsinfer_abi.h")
 ENGINES = ("valgrind", "lsan")
 
@@ -71,6 +71,7 @@ def build_replay(*, address_sanitizer: bool) -> Path:
     target.parent.mkdir(parents=True, exist_ok=True)
     staged = Path(tempfile.mkdtemp(prefix="replay-", dir=target.parent)) / target.name
     cmd = [compiler, "-std=c++17", "-g", "-O1", f"-I{CPP_RUNTIME_DIR / 'loader'}", f"-I{CPP_RUNTIME_DIR / 'include'}",
+           f"-I{CPP_RUNTIME_DIR / 'tools'}",
            *(["-fsanitize=address", "-fno-omit-frame-pointer"] if address_sanitizer else []),
            str(REPLAY_SOURCE), str(CPP_RUNTIME_DIR / "loader" / "nvinfer_loader.cpp"), "-ldl", "-o", str(staged)]
     proc = subprocess.run(cmd, capture_output=True, text=True)

@@ -42,3 +42,19 @@ def test_fuzzing_catches_an_out_of_bounds_read(tmp_path):
     assert result.returncode == 1
     assert list((tmp_path / "work").glob("crash-*"))
     assert "AddressSanitizer" in (tmp_path / "work" / "fuzz.log").read_text()
+
+
+def test_seeded_fuzzing_reaches_the_mask_code(tmp_path):
+    """The fuzzer starts from a valid case of the architecture's own strategy (seeded mode), so a bug deep
+    in a mask parser (a write one past each mask) is found at once; random bytes alone rarely build the
+    two well-formed outputs that reach it."""
+    assert cli("generate", "--arch", "yolo-seg", "-o", tmp_path / "p").returncode == 0
+    source = tmp_path / "p" / "nvdsparser_yolo_seg.cpp"
+    text = source.read_text()
+    marker = "    if (mask == nullptr) return false;\n"
+    assert marker in text
+    source.write_text(text.replace(marker, marker + "    mask[static_cast<size_t>(mask_w) * mask_h] = 0.0f;  // bug\n"))
+    result = cli("fuzz", "--dir", tmp_path / "p", "--seconds", "20", "-o", tmp_path / "work")
+    assert result.returncode == 1
+    assert list((tmp_path / "work").glob("crash-*"))
+    assert "heap-buffer-overflow" in (tmp_path / "work" / "fuzz.log").read_text()
