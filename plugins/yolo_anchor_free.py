@@ -215,17 +215,13 @@ class DenseYoloHead(Architecture):
                                   topk=topk)
 
     def bench_case(self, params: DenseHeadParams, density: float, rng) -> ParserCase:
+        from dsparsers.bench import bench_candidates
+
         count = params.num_candidates or anchor_points(params.input_width, params.input_height)
-        rows = np.zeros((count, params.channels), np.float32)
-        rows[:, 0] = rng.uniform(0, params.input_width, count)
-        rows[:, 1] = rng.uniform(0, params.input_height, count)
-        rows[:, 2:4] = rng.uniform(4, 200, (count, 2))
-        if params.objectness:
-            rows[:, 4] = 1.0
-        rows[:, params.score_offset:] = rng.uniform(0, 0.05, (count, params.num_classes))
-        hits = rng.random(count) < density
-        rows[hits, params.score_offset + rng.integers(0, params.num_classes, int(hits.sum()))] = \
-            rng.uniform(0.3, 1.0, int(hits.sum()))
+        boxes, scores = bench_candidates(count, params.num_classes, params.input_width, params.input_height,
+                                         density, rng)
+        columns = [boxes] + ([np.ones((count, 1), np.float32)] if params.objectness else []) + [scores]
+        rows = np.concatenate(columns, axis=1)
         data = np.ascontiguousarray(rows.T if params.layout == "channels" else rows)
         return ParserCase((Layer(params.output_name, data),), NetworkInfo(params.input_width, params.input_height),
                           DetectionParams.uniform(params.num_classes, 0.25))

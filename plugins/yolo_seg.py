@@ -270,16 +270,13 @@ class YoloSeg(Architecture):
 
     def bench_case(self, params: SegParams, density: float, rng) -> ParserCase:
         """Full-size output0 and protos: a fraction ``density`` of candidates above 0.25, boxes 4-200 px."""
+        from dsparsers.bench import bench_candidates
+
         count = params.num_candidates or anchor_points(params.input_width, params.input_height)
-        rows = np.zeros((count, params.channels), np.float32)
-        rows[:, 0] = rng.uniform(0, params.input_width, count)
-        rows[:, 1] = rng.uniform(0, params.input_height, count)
-        rows[:, 2:4] = rng.uniform(4, 200, (count, 2))
-        scores = slice(BOX_CHANNELS, BOX_CHANNELS + params.num_classes)
-        rows[:, scores] = rng.uniform(0, 0.05, (count, params.num_classes))
-        hits = rng.random(count) < density
-        rows[hits, BOX_CHANNELS + rng.integers(0, params.num_classes, int(hits.sum()))] = rng.uniform(0.3, 1.0, int(hits.sum()))
-        rows[:, BOX_CHANNELS + params.num_classes:] = rng.normal(0, 1, (count, params.num_coefficients))
+        boxes, scores = bench_candidates(count, params.num_classes, params.input_width, params.input_height,
+                                         density, rng)
+        coefficients = rng.normal(0, 1, (count, params.num_coefficients)).astype(np.float32)
+        rows = np.concatenate([boxes, scores, coefficients], axis=1)
         protos = rng.normal(0, 1, (params.num_coefficients, params.input_height // PROTO_STRIDE,
                                    params.input_width // PROTO_STRIDE)).astype(np.float32)
         return ParserCase((Layer(params.output_name, np.ascontiguousarray(rows.T)), Layer(params.protos_name, protos)),

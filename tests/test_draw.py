@@ -2,23 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 from PIL import Image
 
 from dsparsers.draw import MASK_ALPHA, class_colour, draw_detections, text_colour
-
-
-@dataclass
-class Det:
-    class_id: int
-    label: str
-    confidence: float
-    left: float
-    top: float
-    width: float
-    height: float
+from dsparsers.run import Detection as Det
 
 
 def test_class_colours_are_distinct_and_stable():

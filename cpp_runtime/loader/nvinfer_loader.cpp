@@ -113,58 +113,95 @@ static void keep_objects(dsp_parser* p, const std::vector<Object>& out) {
     }
 }
 
-template <typename Object>
-static int time_detector(dsp_parser* p, const std::vector<std::vector<NvDsInferLayerInfo>>& frames,
-                         NvDsInferNetworkInfo const& net, NvDsInferParseDetectionParams const& params, unsigned warmup,
-                         unsigned iterations, double* ns_out) {
-    auto parse = reinterpret_cast<DetectorFunc<Object>>(p->symbol);
-    std::vector<Object> out;
+// The timing loop shared by detector and instance-mask parsers: `warmup` untimed calls, then
+// `iterations` timed ones; call(layers) runs one parse (and whatever nvinfer does right after it).
+template <typename Call>
+static bool time_calls(const std::vector<std::vector<NvDsInferLayerInfo>>& frames, unsigned warmup,
+                       unsigned iterations, double* ns_out, Call call) {
     bool ok = true;
-    for (unsigned k = 0; k < warmup; ++k) {
-        out.clear();
-        ok = parse(frames[k % frames.size()], net, params, out);
-    }
+    for (unsigned k = 0; k < warmup; ++k) ok = call(frames[k % frames.size()]);
     for (unsigned k = 0; k < iterations; ++k) {
         const auto& layers = frames[(warmup + k) % frames.size()];
-        out.clear();
         const auto start = std::chrono::steady_clock::now();
-        ok = parse(layers, net, params, out);
+        ok = call(layers);
         const auto stop = std::chrono::steady_clock::now();
         ns_out[k] = std::chrono::duration<double, std::nano>(stop - start).count();
     }
-    keep_objects(p, out);
-    return ok ? DSP_PARSER_TRUE : DSP_PARSER_FALSE;
+    return ok;
 }
 
-// Times an instance-mask parser; every call's masks are freed (delete[]) inside the timed region.
-static int time_masks(dsp_parser* p, const std::vector<std::vector<NvDsInferLayerInfo>>& frames,
-                      NvDsInferNetworkInfo const& net, NvDsInferParseDetectionParams const& params, unsigned warmup,
-                      unsigned iterations, double* ns_out) {
+template <typename Object>
+static bool time_detector(dsp_parser* p, const std::vector<std::vector<NvDsInferLayerInfo>>& frames,
+                          NvDsInferNetworkInfo const& net, NvDsInferParseDetectionParams const& params,
+                          unsigned warmup, unsigned iterations, double* ns_out) {
+    auto parse = reinterpret_cast<DetectorFunc<Object>>(p->symbol);
+    std::vector<Object> out;
+    const bool ok = time_calls(frames, warmup, iterations, ns_out, [&](const std::vector<NvDsInferLayerInfo>& layers) {
+        out.clear();
+        return parse(layers, net, params, out);
+    });
+    keep_objects(p, out);
+    return ok;
+}
+
+// Instance-mask parsers: every call's masks are freed (delete[]) inside the timed region, as nvinfer
+// frees them once a frame's metadata is released.
+static bool time_masks(dsp_parser* p, const std::vector<std::vector<NvDsInferLayerInfo>>& frames,
+                       NvDsInferNetworkInfo const& net, NvDsInferParseDetectionParams const& params, unsigned warmup,
+                       unsigned iterations, double* ns_out) {
     auto parse = reinterpret_cast<NvDsInferInstanceMaskParseCustomFunc>(p->symbol);
     std::vector<NvDsInferInstanceMaskInfo> out;
     auto release = [&out]() {
         for (NvDsInferInstanceMaskInfo& o : out) delete[] o.mask;
         out.clear();
     };
-    bool ok = true;
     try {
-        for (unsigned k = 0; k < warmup; ++k) {
-            ok = parse(frames[k % frames.size()], net, params, out);
+        return time_calls(frames, warmup, iterations, ns_out, [&](const std::vector<NvDsInferLayerInfo>& layers) {
+            const bool ok = parse(layers, net, params, out);
             release();
-        }
-        for (unsigned k = 0; k < iterations; ++k) {
-            const auto& layers = frames[(warmup + k) % frames.size()];
-            const auto start = std::chrono::steady_clock::now();
-            ok = parse(layers, net, params, out);
-            release();
-            const auto stop = std::chrono::steady_clock::now();
-            ns_out[k] = std::chrono::duration<double, std::nano>(stop - start).count();
-        }
+            return ok;
+        });
     } catch (...) {
         release();
         throw;
     }
-    return ok ? DSP_PARSER_TRUE : DSP_PARSER_FALSE;
+}
+
+// NvDsInferParseDetectionParams built in place, as nvinfer builds it: perClassThreshold must reference
+// this object's own vector, so it is filled, never copied.
+static void fill_params(NvDsInferParseDetectionParams& params, unsigned num_classes_configured, const float* pre,
+                        size_t pre_count, const float* post, size_t post_count) {
+    params.numClassesConfigured = num_classes_configured;
+    if (pre_count) params.perClassPreclusterThreshold.assign(pre, pre + pre_count);
+    if (post_count) params.perClassPostclusterThreshold.assign(post, post + post_count);
+}
+
+// Runs `body` (which returns a DSP_PARSER_* status) so that no exception crosses the C API: one that
+// escapes the parser becomes DSP_PARSER_THREW with its message in the handle.
+template <typename Body>
+static int guarded(dsp_parser* p, Body body) {
+    if (p == nullptr) return DSP_PARSER_BAD_CALL;
+    try {
+        p->error.clear();
+        return body();
+    } catch (const std::exception& e) {
+        p->error = std::string("parser threw: ") + e.what();
+    } catch (...) {
+        p->error = "parser threw a non-standard exception";
+    }
+    return DSP_PARSER_THREW;
+}
+
+// The frames of a timing call (frame_count sets of layer_count layers), or false with the reason.
+static bool timing_frames(dsp_parser* p, const dsp_layer* layers, unsigned layer_count, unsigned frame_count,
+                          unsigned iterations, const double* ns_out,
+                          std::vector<std::vector<NvDsInferLayerInfo>>& frames) {
+    if (frame_count == 0 || layers == nullptr || (iterations > 0 && ns_out == nullptr)) {
+        p->error = "frame_count, layers and ns_out are required";
+        return false;
+    }
+    for (unsigned f = 0; f < frame_count; ++f) frames.push_back(layer_infos(layers + f * layer_count, layer_count));
+    return true;
 }
 
 template <typename Object>
@@ -258,9 +295,7 @@ int dsp_parser_parse(dsp_parser* p, const dsp_layer* layers, unsigned layer_coun
                      unsigned net_height, unsigned net_channels, unsigned num_classes_configured,
                      const float* precluster_thresholds, size_t precluster_count,
                      const float* postcluster_thresholds, size_t postcluster_count, size_t* object_count) {
-    if (p == nullptr) return DSP_PARSER_BAD_CALL;
-    try {
-        p->error.clear();
+    return guarded(p, [&]() -> int {
         p->objects.clear();
         if (object_count) *object_count = 0;
         if (layer_count > 0 && layers == nullptr) {
@@ -269,34 +304,21 @@ int dsp_parser_parse(dsp_parser* p, const dsp_layer* layers, unsigned layer_coun
         }
         std::vector<NvDsInferLayerInfo> infos = layer_infos(layers, layer_count);
         NvDsInferNetworkInfo net{net_width, net_height, net_channels};
-        // Built in place, as nvinfer does: perClassThreshold must reference this object's own vector.
         NvDsInferParseDetectionParams params;
-        params.numClassesConfigured = num_classes_configured;
-        if (precluster_count)
-            params.perClassPreclusterThreshold.assign(precluster_thresholds,
-                                                      precluster_thresholds + precluster_count);
-        if (postcluster_count)
-            params.perClassPostclusterThreshold.assign(postcluster_thresholds,
-                                                       postcluster_thresholds + postcluster_count);
+        fill_params(params, num_classes_configured, precluster_thresholds, precluster_count, postcluster_thresholds,
+                    postcluster_count);
         bool ok = p->abi == 8 ? call_detector<ObjectInfoAbi8>(p, infos, net, params)
                               : call_detector<ObjectInfoAbi9>(p, infos, net, params);
         if (object_count) *object_count = p->objects.size();
         return ok ? DSP_PARSER_TRUE : DSP_PARSER_FALSE;
-    } catch (const std::exception& e) {
-        p->error = std::string("parser threw: ") + e.what();
-    } catch (...) {
-        p->error = "parser threw a non-standard exception";
-    }
-    return DSP_PARSER_THREW;
+    });
 }
 
 int dsp_parser_parse_masks(dsp_parser* p, const dsp_layer* layers, unsigned layer_count, unsigned net_width,
                            unsigned net_height, unsigned net_channels, unsigned num_classes_configured,
                            const float* precluster_thresholds, size_t precluster_count,
                            const float* postcluster_thresholds, size_t postcluster_count, size_t* object_count) {
-    if (p == nullptr) return DSP_PARSER_BAD_CALL;
-    try {
-        p->error.clear();
+    return guarded(p, [&]() -> int {
         p->mask_objects.clear();
         p->masks.clear();
         if (object_count) *object_count = 0;
@@ -306,23 +328,13 @@ int dsp_parser_parse_masks(dsp_parser* p, const dsp_layer* layers, unsigned laye
         }
         std::vector<NvDsInferLayerInfo> infos = layer_infos(layers, layer_count);
         NvDsInferNetworkInfo net{net_width, net_height, net_channels};
-        NvDsInferParseDetectionParams params;  // in place, as nvinfer builds it
-        params.numClassesConfigured = num_classes_configured;
-        if (precluster_count)
-            params.perClassPreclusterThreshold.assign(precluster_thresholds,
-                                                      precluster_thresholds + precluster_count);
-        if (postcluster_count)
-            params.perClassPostclusterThreshold.assign(postcluster_thresholds,
-                                                       postcluster_thresholds + postcluster_count);
+        NvDsInferParseDetectionParams params;
+        fill_params(params, num_classes_configured, precluster_thresholds, precluster_count, postcluster_thresholds,
+                    postcluster_count);
         bool ok = call_instance_mask(p, infos, net, params);
         if (object_count) *object_count = p->mask_objects.size();
         return ok ? DSP_PARSER_TRUE : DSP_PARSER_FALSE;
-    } catch (const std::exception& e) {
-        p->error = std::string("parser threw: ") + e.what();
-    } catch (...) {
-        p->error = "parser threw a non-standard exception";
-    }
-    return DSP_PARSER_THREW;
+    });
 }
 
 size_t dsp_parser_mask_objects(const dsp_parser* p, dsp_mask_object* out, size_t capacity) {
@@ -355,55 +367,30 @@ int dsp_parser_time(dsp_parser* p, const dsp_layer* layers, unsigned layer_count
                     unsigned net_width, unsigned net_height, unsigned net_channels, unsigned num_classes_configured,
                     const float* precluster_thresholds, size_t precluster_count, unsigned warmup, unsigned iterations,
                     double* ns_out) {
-    if (p == nullptr) return DSP_PARSER_BAD_CALL;
-    try {
-        p->error.clear();
-        if (frame_count == 0 || layers == nullptr || (iterations > 0 && ns_out == nullptr)) {
-            p->error = "frame_count, layers and ns_out are required";
-            return DSP_PARSER_BAD_CALL;
-        }
+    return guarded(p, [&]() -> int {
         std::vector<std::vector<NvDsInferLayerInfo>> frames;
-        for (unsigned f = 0; f < frame_count; ++f) frames.push_back(layer_infos(layers + f * layer_count, layer_count));
+        if (!timing_frames(p, layers, layer_count, frame_count, iterations, ns_out, frames)) return DSP_PARSER_BAD_CALL;
         NvDsInferNetworkInfo net{net_width, net_height, net_channels};
         NvDsInferParseDetectionParams params;
-        params.numClassesConfigured = num_classes_configured;
-        if (precluster_count)
-            params.perClassPreclusterThreshold.assign(precluster_thresholds, precluster_thresholds + precluster_count);
-        return p->abi == 8 ? time_detector<ObjectInfoAbi8>(p, frames, net, params, warmup, iterations, ns_out)
-                           : time_detector<ObjectInfoAbi9>(p, frames, net, params, warmup, iterations, ns_out);
-    } catch (const std::exception& e) {
-        p->error = std::string("parser threw: ") + e.what();
-    } catch (...) {
-        p->error = "parser threw a non-standard exception";
-    }
-    return DSP_PARSER_THREW;
+        fill_params(params, num_classes_configured, precluster_thresholds, precluster_count, nullptr, 0);
+        const bool ok = p->abi == 8 ? time_detector<ObjectInfoAbi8>(p, frames, net, params, warmup, iterations, ns_out)
+                                    : time_detector<ObjectInfoAbi9>(p, frames, net, params, warmup, iterations, ns_out);
+        return ok ? DSP_PARSER_TRUE : DSP_PARSER_FALSE;
+    });
 }
 
 int dsp_parser_time_masks(dsp_parser* p, const dsp_layer* layers, unsigned layer_count, unsigned frame_count,
                           unsigned net_width, unsigned net_height, unsigned net_channels,
                           unsigned num_classes_configured, const float* precluster_thresholds,
                           size_t precluster_count, unsigned warmup, unsigned iterations, double* ns_out) {
-    if (p == nullptr) return DSP_PARSER_BAD_CALL;
-    try {
-        p->error.clear();
-        if (frame_count == 0 || layers == nullptr || (iterations > 0 && ns_out == nullptr)) {
-            p->error = "frame_count, layers and ns_out are required";
-            return DSP_PARSER_BAD_CALL;
-        }
+    return guarded(p, [&]() -> int {
         std::vector<std::vector<NvDsInferLayerInfo>> frames;
-        for (unsigned f = 0; f < frame_count; ++f) frames.push_back(layer_infos(layers + f * layer_count, layer_count));
+        if (!timing_frames(p, layers, layer_count, frame_count, iterations, ns_out, frames)) return DSP_PARSER_BAD_CALL;
         NvDsInferNetworkInfo net{net_width, net_height, net_channels};
         NvDsInferParseDetectionParams params;
-        params.numClassesConfigured = num_classes_configured;
-        if (precluster_count)
-            params.perClassPreclusterThreshold.assign(precluster_thresholds, precluster_thresholds + precluster_count);
-        return time_masks(p, frames, net, params, warmup, iterations, ns_out);
-    } catch (const std::exception& e) {
-        p->error = std::string("parser threw: ") + e.what();
-    } catch (...) {
-        p->error = "parser threw a non-standard exception";
-    }
-    return DSP_PARSER_THREW;
+        fill_params(params, num_classes_configured, precluster_thresholds, precluster_count, nullptr, 0);
+        return time_masks(p, frames, net, params, warmup, iterations, ns_out) ? DSP_PARSER_TRUE : DSP_PARSER_FALSE;
+    });
 }
 
 unsigned long long dsp_read_floor(const dsp_layer* layers, unsigned layer_count, unsigned frame_count, unsigned warmup,
