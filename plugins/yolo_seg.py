@@ -259,7 +259,7 @@ class YoloSeg(Architecture):
             if not big_enough:
                 continue
             mask_w, mask_h = mask_grid(box, params, case.network, pw, ph)
-            logits = (coefficients[index] @ plane).astype(np.float32).reshape(ph, pw)
+            logits = mask_logits(coefficients[index], plane).reshape(ph, pw)
             masks.append(ref.resample_mask(logits, (0, 0, case.network.width, case.network.height), box,
                                            mask_w, mask_h, activate=True))
             objects.append((class_id, box[0], box[1], box[2] - box[0], box[3] - box[1], score))
@@ -320,6 +320,15 @@ def nms(candidates: list, iou_threshold: np.float32, max_det: int) -> list:
         if all(o[1] != c[1] or not box_iou(o[3], c[3]) > iou_threshold for o in kept):
             kept.append(c)
     return kept
+
+
+def mask_logits(coefficients: np.ndarray, protos: np.ndarray) -> np.ndarray:
+    """coefficients . protos per proto cell, summed in the parser's order (k = 0, 1, ...) in float32, one
+    rounding per product and per sum as the C++ does, so large real logits agree to the last bit."""
+    acc = np.zeros(protos.shape[1], np.float32)
+    for k, c in enumerate(np.asarray(coefficients, np.float32)):
+        acc += c * protos[k]
+    return acc
 
 
 def mask_grid(box, params: SegParams, network: NetworkInfo, proto_w: int, proto_h: int) -> tuple[int, int]:

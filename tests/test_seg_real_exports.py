@@ -243,3 +243,17 @@ def test_run_draws_the_masks(built, tmp_path):
     assert detections and all("mask" in d and d["mask"]["width"] >= 1 for d in detections)
     drawn = np.asarray(Image.open(tmp_path / "out" / "picture.png"))
     assert drawn.shape == picture.shape and not np.array_equal(drawn, picture)
+
+
+def test_conform_on_the_real_outputs_of_an_image(built, tmp_path):
+    """`conform --onnx --image` on the seg export: the parser against the reference, masks included, on
+    the real output0 and protos of a picture run through nvinfer's pre-processing and onnxruntime."""
+    from PIL import Image
+
+    export, info, rec, directory = built("yolo11n-seg.yaml")
+    picture = (np.asarray(rec["input"][0]).transpose(1, 2, 0) * 255).round().astype(np.uint8)
+    Image.fromarray(picture).save(tmp_path / "picture.png")
+    run = _cli("conform", "--dir", str(directory), "--onnx", str(export / "model.onnx"), "--image",
+               str(tmp_path / "picture.png"))
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-2000:]
+    assert "PASS" in run.stdout
