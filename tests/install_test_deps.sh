@@ -7,7 +7,8 @@
 #  - the real-export tier's CPU torch, ultralytics and transformers (tests/realexport/install_deps.sh).
 set -euo pipefail
 if ! command -v valgrind >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -q valgrind >/dev/null 2>&1 \
+  export DEBIAN_FRONTEND=noninteractive
+  { apt-get install -y -q valgrind >/dev/null 2>&1 || { apt-get update -q >/dev/null 2>&1 && apt-get install -y -q valgrind >/dev/null 2>&1; }; } \
     && echo "installed valgrind for the leak check" \
     || echo "valgrind could not be installed: the leak check runs under LeakSanitizer only"
 fi
