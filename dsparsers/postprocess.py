@@ -160,7 +160,7 @@ def cluster(objects: np.ndarray, settings: ClusterSettings) -> np.ndarray:
             if topk >= 0:
                 mine = mine[:topk]
         out.append(mine)
-    return np.concatenate(out) if out else np.zeros(0, DETECTION_DTYPE)
+    return np.concatenate(out) if out else objects[:0]
 
 
 def postprocess(objects: np.ndarray, settings: ClusterSettings) -> np.ndarray:
@@ -170,7 +170,10 @@ def postprocess(objects: np.ndarray, settings: ClusterSettings) -> np.ndarray:
 
 
 def _as_detections(objects: np.ndarray) -> np.ndarray:
+    """``objects`` as a flat structured array with DETECTION_DTYPE's fields; extra fields (say, the index
+    of each object's mask) are allowed and travel with their rows through every step."""
     objects = np.asarray(objects)
-    if objects.dtype != DETECTION_DTYPE:
-        raise TypeError(f"expected objects of dsparsers.parser_io.DETECTION_DTYPE, got {objects.dtype}")
+    fields = objects.dtype.fields or {}
+    if any(name not in fields or fields[name][0] != DETECTION_DTYPE.fields[name][0] for name in DETECTION_DTYPE.names):
+        raise TypeError(f"expected objects with the fields of dsparsers.parser_io.DETECTION_DTYPE, got {objects.dtype}")
     return objects.reshape(-1)

@@ -28,7 +28,7 @@ from . import __version__
 from .backproject import FrameFilters, backproject_indexed
 from .errors import ConfigError, ModelError, UsageError
 from .nvinfer_config import InferConfig, parse_keyfile, read_config, read_labels
-from .parser_io import DataType, DetectionParams, Layer, NetworkInfo, ParserCase
+from .parser_io import DETECTION_DTYPE, DataType, DetectionParams, Layer, NetworkInfo, ParserCase
 from .postprocess import CLUSTER_DBSCAN, CLUSTER_DBSCAN_NMS_HYBRID, CLUSTER_NMS, ClusterSettings, postprocess
 from .preprocess import Geometry, Preprocessing, load_image
 
@@ -36,6 +36,10 @@ from .preprocess import Geometry, Preprocessing, load_image
 SYMBOLIC_BATCH = 8
 #: JSON file written beside the pictures
 DETECTIONS_JSON = "detections.json"
+
+
+#: parser objects with their position in the parser's output (masks are looked up by it)
+INDEXED_DTYPE = np.dtype(DETECTION_DTYPE.descr + [("index", "<i8")])
 
 
 @dataclass
@@ -368,16 +372,20 @@ class Emulator:
         """One frame from its output layers on: parser, clustering, back-projection, filters."""
         outcome = self.library.parse(ParserCase(layers, self.model.network, self.params))
         objects = outcome.objects if outcome.accepted else outcome.objects[:0]  # quirk: false is only logged
-        if outcome.masks is not None:
-            # instance-mask objects have no rotation: the field carries each object's index through
-            # clustering (which keeps rows whole), so that its mask can follow it
-            objects = objects.copy()
-            objects["rotation_angle"] = np.arange(len(objects), dtype=np.float32)
-        clustered = postprocess(objects, self.clustering)
-        kept, positions = backproject_indexed(clustered, geometry, self.filters)
+        # each object's index travels with it through clustering (which keeps rows whole), so that the
+        # parser's mask for it can follow it to the frame
+        indexed = np.zeros(len(objects), INDEXED_DTYPE)
+        for name in DETECTION_DTYPE.names:
+            indexed[name] = objects[name]
+        indexed["index"] = np.arange(len(objects))
+        clustered = postprocess(indexed, self.clustering)
+        plain = np.zeros(len(clustered), DETECTION_DTYPE)
+        for name in DETECTION_DTYPE.names:
+            plain[name] = clustered[name]
+        kept, positions = backproject_indexed(plain, geometry, self.filters)
         masks = None
         if outcome.masks is not None:
-            masks = [outcome.masks[int(clustered["rotation_angle"][k])] for k in positions]
+            masks = [outcome.masks[int(clustered["index"][k])] for k in positions]
         detections = [Detection(int(o["class_id"]), self.label(int(o["class_id"])), float(o["confidence"]),
                                 float(o["left"]), float(o["top"]), float(o["width"]), float(o["height"]),
                                 mask=None if masks is None else masks[k])

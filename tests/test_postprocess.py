@@ -216,3 +216,17 @@ def test_config_without_cluster_mode_gets_mode_0_and_nvinfer_defaults():
     assert settings.cluster_mode == 0 and settings.all == ClassAttrs()
     with pytest.raises(ValueError, match="num-detected-classes"):
         ClusterSettings.from_config("[property]\ncluster-mode=2\n")
+
+
+def test_extra_fields_travel_with_their_objects():
+    """A field beyond DETECTION_DTYPE's (dsparsers run carries each object's mask index this way) stays
+    with its row through the filter, NMS and the class-major reordering."""
+    from dsparsers.parser_io import DETECTION_DTYPE
+
+    tagged = np.zeros(4, np.dtype(DETECTION_DTYPE.descr + [("tag", "<i8")]))
+    rows = [(1, 0, 0, 10, 10, 0.9), (0, 0, 0, 10, 10, 0.8), (1, 1, 0, 10, 10, 0.7), (0, 50, 50, 10, 10, 0.1)]
+    for k, (c, left, top, w, h, conf) in enumerate(rows):
+        tagged[k] = (c, left, top, w, h, conf, 0.0, 100 + k)
+    out = postprocess(tagged, ClusterSettings(2, 2, ClassAttrs(pre_cluster_threshold=0.2, nms_iou_threshold=0.5)))
+    # class 0 first (row 1; row 3 is under the threshold), then class 1 (row 0; row 2 overlaps it: IoU 0.82)
+    assert out["tag"].tolist() == [101, 100]
