@@ -59,6 +59,6 @@ def test_the_leak_check_catches_a_leaking_parser(build_parser, bug, what, tmp_pa
                          workdir=tmp_path)
     assert not report.clean
     if what == "leak":
-        assert report.leaked_bytes >= 20 * 3 * 16 * 4
+        assert report.leaked_bytes >= (20 * 3 - 1) * 16 * 4  # all but the last, still reachable from the static
     else:
         assert report.mismatched_frees > 0
