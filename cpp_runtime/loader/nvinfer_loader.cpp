@@ -192,6 +192,22 @@ static int guarded(dsp_parser* p, Body body) {
     return DSP_PARSER_THREW;
 }
 
+// One frame's call: nvinfer's layer vector, network info and detection params (built in place), then
+// call(infos, net, params), whose bool becomes the status.
+template <typename Call>
+static int one_frame(dsp_parser* p, const dsp_layer* layers, unsigned layer_count, NvDsInferNetworkInfo net,
+                     unsigned num_classes_configured, const float* pre, size_t pre_count, const float* post,
+                     size_t post_count, Call call) {
+    if (layer_count > 0 && layers == nullptr) {
+        p->error = "layers is NULL";
+        return DSP_PARSER_BAD_CALL;
+    }
+    std::vector<NvDsInferLayerInfo> infos = layer_infos(layers, layer_count);
+    NvDsInferParseDetectionParams params;
+    fill_params(params, num_classes_configured, pre, pre_count, post, post_count);
+    return call(infos, net, params) ? DSP_PARSER_TRUE : DSP_PARSER_FALSE;
+}
+
 // The frames of a timing call (frame_count sets of layer_count layers), or false with the reason.
 static bool timing_frames(dsp_parser* p, const dsp_layer* layers, unsigned layer_count, unsigned frame_count,
                           unsigned iterations, const double* ns_out,
@@ -298,19 +314,15 @@ int dsp_parser_parse(dsp_parser* p, const dsp_layer* layers, unsigned layer_coun
     return guarded(p, [&]() -> int {
         p->objects.clear();
         if (object_count) *object_count = 0;
-        if (layer_count > 0 && layers == nullptr) {
-            p->error = "layers is NULL";
-            return DSP_PARSER_BAD_CALL;
-        }
-        std::vector<NvDsInferLayerInfo> infos = layer_infos(layers, layer_count);
-        NvDsInferNetworkInfo net{net_width, net_height, net_channels};
-        NvDsInferParseDetectionParams params;
-        fill_params(params, num_classes_configured, precluster_thresholds, precluster_count, postcluster_thresholds,
-                    postcluster_count);
-        bool ok = p->abi == 8 ? call_detector<ObjectInfoAbi8>(p, infos, net, params)
-                              : call_detector<ObjectInfoAbi9>(p, infos, net, params);
+        const int status = one_frame(p, layers, layer_count, {net_width, net_height, net_channels}, num_classes_configured,
+                                     precluster_thresholds, precluster_count, postcluster_thresholds, postcluster_count,
+                                     [p](const std::vector<NvDsInferLayerInfo>& infos, const NvDsInferNetworkInfo& net,
+                                         const NvDsInferParseDetectionParams& params) {
+                                         return p->abi == 8 ? call_detector<ObjectInfoAbi8>(p, infos, net, params)
+                                                            : call_detector<ObjectInfoAbi9>(p, infos, net, params);
+                                     });
         if (object_count) *object_count = p->objects.size();
-        return ok ? DSP_PARSER_TRUE : DSP_PARSER_FALSE;
+        return status;
     });
 }
 
@@ -322,18 +334,14 @@ int dsp_parser_parse_masks(dsp_parser* p, const dsp_layer* layers, unsigned laye
         p->mask_objects.clear();
         p->masks.clear();
         if (object_count) *object_count = 0;
-        if (layer_count > 0 && layers == nullptr) {
-            p->error = "layers is NULL";
-            return DSP_PARSER_BAD_CALL;
-        }
-        std::vector<NvDsInferLayerInfo> infos = layer_infos(layers, layer_count);
-        NvDsInferNetworkInfo net{net_width, net_height, net_channels};
-        NvDsInferParseDetectionParams params;
-        fill_params(params, num_classes_configured, precluster_thresholds, precluster_count, postcluster_thresholds,
-                    postcluster_count);
-        bool ok = call_instance_mask(p, infos, net, params);
+        const int status = one_frame(p, layers, layer_count, {net_width, net_height, net_channels}, num_classes_configured,
+                                     precluster_thresholds, precluster_count, postcluster_thresholds, postcluster_count,
+                                     [p](const std::vector<NvDsInferLayerInfo>& infos, const NvDsInferNetworkInfo& net,
+                                         const NvDsInferParseDetectionParams& params) {
+                                         return call_instance_mask(p, infos, net, params);
+                                     });
         if (object_count) *object_count = p->mask_objects.size();
-        return ok ? DSP_PARSER_TRUE : DSP_PARSER_FALSE;
+        return status;
     });
 }
 
