@@ -94,6 +94,19 @@ class HeadParams:
         return names[: self.num_classes] + [f"class_{i}" for i in range(len(names), self.num_classes)]
 
 
+class RoleNames:
+    """For the HeadParams of multi-output heads: a ``<role>_name`` field per output (the model's own
+    name) and ``known_names``, the names exporters use for each role. A parser looks for the model's
+    name first, then the known ones."""
+
+    known_names: ClassVar[Mapping[str, tuple[str, ...]]] = {}
+
+    def names(self, role: str) -> tuple[str, ...]:
+        """The names the parser tries for ``role``, in order: the model's own first."""
+        own = getattr(self, f"{role}_name")
+        return (own,) + tuple(n for n in self.known_names.get(role, ()) if n != own)
+
+
 class Architecture(ABC):
     """Base class of architecture plugins. Subclasses set the class attributes and the methods."""
 

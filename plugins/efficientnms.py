@@ -34,7 +34,7 @@ from hypothesis import strategies as st
 
 import dsparsers
 from dsparsers import reference as ref
-from dsparsers.architecture import Architecture, ConfigDefaults, GenerateOptions, HeadParams, Match
+from dsparsers.architecture import Architecture, ConfigDefaults, GenerateOptions, HeadParams, Match, RoleNames
 from dsparsers.errors import UsageError
 from dsparsers.model import ModelInfo, NodeInfo, TensorInfo
 from dsparsers.parser_io import DataType, DetectionParams, Layer, NetworkInfo, ParseOutcome, ParserCase
@@ -57,7 +57,7 @@ DEFAULT_MAX_OUTPUT_BOXES = 100  # max_output_boxes of the EfficientDet samples (
 
 
 @dataclass(frozen=True)
-class EfficientNmsParams(HeadParams):
+class EfficientNmsParams(RoleNames, HeadParams):
     box_order: str = "yxyx"
     coords: str = "pixels"
     background_class: int = -1
@@ -67,9 +67,7 @@ class EfficientNmsParams(HeadParams):
     scores_name: str = "detection_scores"
     classes_name: str = "detection_classes"
 
-    def names(self, role: str) -> tuple[str, ...]:
-        own = getattr(self, f"{role}_name")
-        return (own,) + tuple(n for n in KNOWN_NAMES[role] if n != own)
+    known_names = KNOWN_NAMES
 
 
 def _nms_node(model: ModelInfo) -> NodeInfo | None:

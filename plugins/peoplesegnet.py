@@ -41,7 +41,7 @@ from hypothesis import strategies as st
 
 import dsparsers
 from dsparsers import reference as ref
-from dsparsers.architecture import Architecture, ConfigDefaults, GenerateOptions, HeadParams, Match
+from dsparsers.architecture import Architecture, ConfigDefaults, GenerateOptions, HeadParams, Match, RoleNames
 from dsparsers.errors import UsageError
 from dsparsers.model import ModelInfo, TensorInfo
 from dsparsers.parser_io import (DETECTION_DTYPE, DataType, DetectionParams, Layer, NetworkInfo, ParseOutcome,
@@ -79,7 +79,7 @@ WHY_THRESHOLD_NONE = ("-O mask_activation=none: masks are passed on as the model
 
 
 @dataclass(frozen=True)
-class PeopleSegNetParams(HeadParams):
+class PeopleSegNetParams(RoleNames, HeadParams):
     #: N: detections per frame in the model (informational: the parser reads N from the dims)
     detections: int = DEFAULT_DETECTIONS
     #: M: the side of the model's square masks
@@ -94,10 +94,7 @@ class PeopleSegNetParams(HeadParams):
     detections_name: str = KNOWN_NAMES["detections"][0]
     masks_name: str = KNOWN_NAMES["masks"][0]
 
-    def names(self, role: str) -> tuple[str, ...]:
-        """The names the parser tries for ``role``, in order: the model's own first."""
-        own = getattr(self, f"{role}_name")
-        return (own,) + tuple(n for n in KNOWN_NAMES[role] if n != own)
+    known_names = KNOWN_NAMES
 
 
 # -- recognising the head -------------------------------------------------------------------------

@@ -31,7 +31,7 @@ from hypothesis import strategies as st
 
 import dsparsers
 from dsparsers import reference as ref
-from dsparsers.architecture import Architecture, ConfigDefaults, GenerateOptions, HeadParams, Match
+from dsparsers.architecture import Architecture, ConfigDefaults, GenerateOptions, HeadParams, Match, RoleNames
 from dsparsers.errors import UsageError
 from dsparsers.model import ModelInfo, NodeInfo, TensorInfo
 from dsparsers.parser_io import DataType, DetectionParams, Layer, NetworkInfo, ParseOutcome, ParserCase
@@ -48,16 +48,14 @@ DEFAULT_INPUT = (960, 544)  # infer-dims=3;544;960 in those samples
 
 
 @dataclass(frozen=True)
-class SsdNmsParams(HeadParams):
+class SsdNmsParams(RoleNames, HeadParams):
     #: the label the plugin reserves for the background (backgroundLabelId), -1 for none
     background: int = 0
     keep_top_k: int = DEFAULT_KEEP_TOP_K
     detections_name: str = "NMS"
     count_name: str = "NMS_1"
 
-    def names(self, role: str) -> tuple[str, ...]:
-        own = getattr(self, f"{role}_name")
-        return (own,) + tuple(n for n in KNOWN_NAMES[role] if n != own)
+    known_names = KNOWN_NAMES
 
 
 def _nms_node(model: ModelInfo) -> NodeInfo | None:

@@ -29,7 +29,7 @@ from hypothesis import strategies as st
 
 import dsparsers
 from dsparsers import reference as ref
-from dsparsers.architecture import Architecture, ConfigDefaults, GenerateOptions, HeadParams, Match
+from dsparsers.architecture import Architecture, ConfigDefaults, GenerateOptions, HeadParams, Match, RoleNames
 from dsparsers.errors import UsageError
 from dsparsers.model import ModelInfo, NodeInfo, TensorInfo
 from dsparsers.parser_io import DataType, DetectionParams, Layer, NetworkInfo, ParseOutcome, ParserCase
@@ -53,7 +53,7 @@ DEFAULT_INPUT = (960, 544)  # infer-dims=3;544;960 of deepstream_tao_apps' TAO Y
 
 
 @dataclass(frozen=True)
-class BatchedNmsParams(HeadParams):
+class BatchedNmsParams(RoleNames, HeadParams):
     coords: str = "normalized"
     keep_top_k: int = DEFAULT_KEEP_TOP_K
     count_name: str = "num_detections"
@@ -61,10 +61,7 @@ class BatchedNmsParams(HeadParams):
     scores_name: str = "nmsed_scores"
     classes_name: str = "nmsed_classes"
 
-    def names(self, role: str) -> tuple[str, ...]:
-        """The names the parser tries for ``role``, in order: the model's own first."""
-        own = getattr(self, f"{role}_name")
-        return (own,) + tuple(n for n in KNOWN_NAMES[role] if n != own)
+    known_names = KNOWN_NAMES
 
 
 def _nms_node(model: ModelInfo) -> NodeInfo | None:
