@@ -1,6 +1,6 @@
 """Benchmarks of parser libraries: per-frame time against the read floor, measured in the same run.
 
-The floor is one pass that only reads every byte of the same output tensors (four accumulators,
+The floor is one pass that only reads every byte of the same output tensors (eight accumulators,
 compiled with the same flags as the parsers), so ``ratio = parser / floor`` says how close a parser
 runs to memory speed on this machine. Hot mode reuses one frame (caches warm, as for small heads);
 rotating mode cycles through enough frames to exceed the last-level cache (cache-cold, as when many

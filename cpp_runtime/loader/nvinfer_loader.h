@@ -110,7 +110,7 @@ DSP_API int dsp_parser_time_masks(dsp_parser* parser, const dsp_layer* layers, u
                                   const float* precluster_thresholds, size_t precluster_count, unsigned warmup,
                                   unsigned iterations, double* ns_out);
 
-// The floor a parser is compared with: one pass reading every byte of the same layers, with four
+// The floor a parser is compared with: one pass reading every byte of the same layers, with eight
 // independent accumulators, timed like dsp_parser_time. Returns a checksum (so the reads happen).
 DSP_API unsigned long long dsp_read_floor(const dsp_layer* layers, unsigned layer_count, unsigned frame_count,
                                           unsigned warmup, unsigned iterations, double* ns_out);
