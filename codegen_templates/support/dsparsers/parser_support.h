@@ -144,17 +144,6 @@ inline int16_t half_bound_bits(float threshold) {
     return static_cast<int16_t>(((exponent + 15) << 10) | ((bits >> 13) & 0x3ffu));  // truncation rounds down
 }
 
-// Running maximum, element-wise: bound[i] = max(bound[i], row[i]) with NaN never replacing a value.
-inline void running_max(float* __restrict bound, const float* __restrict row, size_t n) {
-    for (size_t i = 0; i < n; ++i) bound[i] = row[i] > bound[i] ? row[i] : bound[i];
-}
-inline void running_max(int16_t* __restrict bound, const uint16_t* __restrict row, size_t n) {
-    for (size_t i = 0; i < n; ++i) {
-        const int16_t v = static_cast<int16_t>(row[i]);
-        bound[i] = v > bound[i] ? v : bound[i];
-    }
-}
-
 template <typename T> struct Bound;
 template <> struct Bound<float> {
     using type = float;
@@ -169,34 +158,94 @@ template <> struct Bound<uint16_t> {
     static int16_t at(const uint16_t* data, size_t index) { return static_cast<int16_t>(data[index]); }
 };
 
-// Per-row bound for row-major score matrices. FLOAT: the largest non-NaN value of the row, exactly
-// (-inf when there is none), kept in eight lanes so that the loop vectorises. HALF: the largest raw bit
-// pattern, as Bound<uint16_t> compares them.
-inline float row_bound(const float* __restrict row, unsigned n) {
-    float lane[8] = {-INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY};
-    unsigned k = 0;
-    for (; k + 8 <= n; k += 8)
-        for (unsigned j = 0; j < 8; ++j) lane[j] = row[k + j] > lane[j] ? row[k + j] : lane[j];
-    for (; k < n; ++k) lane[0] = row[k] > lane[0] ? row[k] : lane[0];
-    float best = lane[0];
-    for (unsigned j = 1; j < 8; ++j) best = lane[j] > best ? lane[j] : best;
+// Column bounds of a channel-major score block: for each column i < n,
+//     bound[i] = max over r < rows of base[r * stride + i]
+// with NaN never replacing a value (FLOAT: the largest non-NaN score, exactly, -inf when none; HALF: the
+// largest raw bit pattern, as Bound<uint16_t> compares them). Each row segment is read contiguously,
+// and eight rows are folded per pass over bound, so bound is loaded and stored once per eight rows
+// instead of once per row; the loop vectorises at the baseline ISA (maxps / pmaxsw). Keep n small
+// enough (a few thousand) that bound stays in L1.
+inline float bound_max(float value, float bound) { return value > bound ? value : bound; }
+inline int16_t bound_max(uint16_t value, int16_t bound) {
+    const int16_t v = static_cast<int16_t>(value);
+    return v > bound ? v : bound;
+}
+template <typename T>
+inline void column_bound(typename Bound<T>::type* __restrict bound, const T* __restrict base, size_t stride,
+                         unsigned rows, size_t n) {
+    using B = typename Bound<T>::type;
+    for (size_t i = 0; i < n; ++i) bound[i] = Bound<T>::lowest();
+    unsigned r = 0;
+    for (; r + 8 <= rows; r += 8) {
+        const T* __restrict row = base + static_cast<size_t>(r) * stride;
+        for (size_t i = 0; i < n; ++i) {
+            B b = bound[i];
+            b = bound_max(row[i], b);
+            b = bound_max(row[stride + i], b);
+            b = bound_max(row[2 * stride + i], b);
+            b = bound_max(row[3 * stride + i], b);
+            b = bound_max(row[4 * stride + i], b);
+            b = bound_max(row[5 * stride + i], b);
+            b = bound_max(row[6 * stride + i], b);
+            b = bound_max(row[7 * stride + i], b);
+            bound[i] = b;
+        }
+    }
+    for (; r < rows; ++r) {
+        const T* __restrict row = base + static_cast<size_t>(r) * stride;
+        for (size_t i = 0; i < n; ++i) bound[i] = bound_max(row[i], bound[i]);
+    }
+}
+
+// The best class of column `index` of the same block: its score and row, NaN never winning and ties
+// keeping the lower row (-inf and row 0 when no score beats -inf). `bound` is column_bound's value for
+// the column. FLOAT: the bound is the best score itself, so the search stops at the first row equal to
+// it, with no dependency between the reads. HALF: every row is compared as a float.
+inline void column_best(const float* base, size_t stride, unsigned rows, size_t index, float bound, float& score,
+                        unsigned& row) {
+    score = -INFINITY;
+    row = 0;
+    if (!(bound > -INFINITY)) return;
+    for (unsigned r = 0; r < rows; ++r)
+        if (base[static_cast<size_t>(r) * stride + index] == bound) {
+            score = bound;
+            row = r;
+            return;
+        }
+}
+inline void column_best(const uint16_t* base, size_t stride, unsigned rows, size_t index, int16_t /*bound*/,
+                        float& score, unsigned& row) {
+    score = -INFINITY;
+    row = 0;
+    for (unsigned r = 0; r < rows; ++r) {
+        const float value = half_to_float(base[static_cast<size_t>(r) * stride + index]);
+        if (value > score) {
+            score = value;
+            row = r;
+        }
+    }
+}
+
+// Bound of a contiguous span of scores (a row of a row-major score matrix, or several rows): FLOAT,
+// the largest non-NaN value, exactly (-inf when there is none); HALF, the largest raw bit pattern, as
+// Bound<uint16_t> compares them. kLanes independent maxima let the loop vectorise and keep the max
+// chains short: 8 suits one row of scores, 32 a span of many rows.
+template <unsigned kLanes, typename T>
+inline typename Bound<T>::type span_bound(const T* __restrict values, size_t n) {
+    using B = typename Bound<T>::type;
+    B lane[kLanes];
+    for (unsigned j = 0; j < kLanes; ++j) lane[j] = Bound<T>::lowest();
+    size_t k = 0;
+    for (; k + kLanes <= n; k += kLanes)
+        for (unsigned j = 0; j < kLanes; ++j) lane[j] = bound_max(values[k + j], lane[j]);
+    for (; k < n; ++k) lane[0] = bound_max(values[k], lane[0]);
+    B best = lane[0];
+    for (unsigned j = 1; j < kLanes; ++j) best = lane[j] > best ? lane[j] : best;
     return best;
 }
-inline int16_t row_bound(const uint16_t* __restrict row, unsigned n) {
-    int16_t lane[8] = {INT16_MIN, INT16_MIN, INT16_MIN, INT16_MIN, INT16_MIN, INT16_MIN, INT16_MIN, INT16_MIN};
-    unsigned k = 0;
-    for (; k + 8 <= n; k += 8)
-        for (unsigned j = 0; j < 8; ++j) {
-            const int16_t v = static_cast<int16_t>(row[k + j]);
-            lane[j] = v > lane[j] ? v : lane[j];
-        }
-    for (; k < n; ++k) {
-        const int16_t v = static_cast<int16_t>(row[k]);
-        lane[0] = v > lane[0] ? v : lane[0];
-    }
-    int16_t best = lane[0];
-    for (unsigned j = 1; j < 8; ++j) best = lane[j] > best ? lane[j] : best;
-    return best;
+template <typename T>
+inline typename Bound<T>::type row_bound(const T* __restrict row, unsigned n) {
+    return span_bound<8>(row, n);
 }
 
 // The prefilter floor for element type T: a value whose bound is below it cannot reach any class
@@ -210,12 +259,31 @@ inline typename Bound<T>::type prefilter_floor(const NvDsInferParseDetectionPara
 
 inline float clip(float value, float high) { return value < 0.0f ? 0.0f : (value > high ? high : value); }
 
+// What every kept candidate of a frame is checked against, resolved once per frame: the decoders'
+// per-object work then reads locals, where going through params and network would reload them after
+// each append (as far as the compiler knows, the vector's stores may alias them).
+template <unsigned kClasses>
+struct FrameRules {
+    float threshold[kClasses];  // class c's pre-cluster threshold; NaN (never passes) at or above numClassesConfigured
+    float width, height;        // the network input, for clipping
+
+    FrameRules(const NvDsInferParseDetectionParams& params, const NvDsInferNetworkInfo& network)
+        : width(static_cast<float>(network.width)), height(static_cast<float>(network.height)) {
+        for (unsigned c = 0; c < kClasses; ++c)
+            threshold[c] = c < params.numClassesConfigured ? precluster_threshold(params, c) : NAN;
+    }
+    // A finite score of a model class at or above the class's threshold (as passes_threshold).
+    bool passes(unsigned class_id, float score) const {
+        return class_id < kClasses && std::isfinite(score) && score >= threshold[class_id];
+    }
+};
+
 // Appends a box given by its corners in network pixels, clipped to the network; drops it when the
 // clipped width or height is under one pixel. Corners must be finite (callers check).
 inline void add_box(std::vector<NvDsInferObjectDetectionInfo>& objects, const NvDsInferNetworkInfo& network,
+                    unsigned class_id, float confidence, float x1, float y1, float x2, float y2);
+inline void add_box(std::vector<NvDsInferObjectDetectionInfo>& objects, float width, float height,
                     unsigned class_id, float confidence, float x1, float y1, float x2, float y2) {
-    const float width = static_cast<float>(network.width);
-    const float height = static_cast<float>(network.height);
     x1 = clip(x1, width);
     x2 = clip(x2, width);
     y1 = clip(y1, height);
@@ -223,14 +291,21 @@ inline void add_box(std::vector<NvDsInferObjectDetectionInfo>& objects, const Nv
     const float box_width = x2 - x1;
     const float box_height = y2 - y1;
     if (!(box_width >= 1.0f && box_height >= 1.0f)) return;
-    NvDsInferObjectDetectionInfo object{};  // value-initialised: rotation_angle (ABI 9) is 0
+    // Built in place, value-initialised (rotation_angle, ABI 9, is 0). A local copied in with push_back
+    // made gcc reload it as 16-byte words over its 4-byte field stores: a store-forwarding stall that
+    // cost about 15 ns per object.
+    NvDsInferObjectDetectionInfo& object = objects.emplace_back();
     object.classId = class_id;
     object.left = x1;
     object.top = y1;
     object.width = box_width;
     object.height = box_height;
     object.detectionConfidence = confidence;
-    objects.push_back(object);
+}
+inline void add_box(std::vector<NvDsInferObjectDetectionInfo>& objects, const NvDsInferNetworkInfo& network,
+                    unsigned class_id, float confidence, float x1, float y1, float x2, float y2) {
+    add_box(objects, static_cast<float>(network.width), static_cast<float>(network.height), class_id, confidence,
+            x1, y1, x2, y2);
 }
 
 // A class id stored as a float (end-to-end and NMS-plugin heads): accepted when finite, >= 0 and below

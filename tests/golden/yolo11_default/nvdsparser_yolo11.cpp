@@ -50,43 +50,29 @@ inline void add_candidate(const T* data, size_t index, size_t box_stride, float 
     dsparsers::add_box(objects, network, class_id, score, cx - half_w, cy - half_h, cx + half_w, cy + half_h);
 }
 
-// Candidate `index` of a channel-major head: its best class (NaN never wins, ties keep the lower id),
-// reading the class rows with stride `count`.
-template <typename T>
-inline void add_channel_major(const T* data, size_t index, size_t count, const NvDsInferNetworkInfo& network,
-                              const NvDsInferParseDetectionParams& params,
-                              std::vector<NvDsInferObjectDetectionInfo>& objects) {
-    float best_score = -INFINITY;
-    unsigned best_class = 0;
-    for (unsigned c = 0; c < kNumClasses; ++c) {
-        const float score = dsparsers::load(data, static_cast<size_t>(kScoreChannels + c) * count + index);
-        if (score > best_score) {
-            best_score = score;
-            best_class = c;
-        }
-    }
-    add_candidate(data, index, count, best_score, best_class, network, params, objects);
-}
-
-// [4+C, N], in blocks of candidates: a branch-free running maximum over each class row segment
-// (contiguous, vectorised) bounds every candidate's best score; only candidates whose bound reaches
-// the lowest class threshold take the exact pass, while their rows are still in cache. Blocks are
-// large so that each class row streams through memory in long runs.
-constexpr size_t kBlock = 8192;
+// [4+C, N], in blocks of candidates: column_bound folds the class rows, eight per pass, into each
+// candidate's best score (contiguous vectorised reads; the block's bounds stay in L1). Only candidates
+// whose bound reaches the lowest class threshold take the exact pass, which stops at the first class
+// equal to the bound, while the block's rows are still in cache.
+constexpr size_t kBlock = 2048;
 
 template <typename T>
 void decode(const T* data, size_t count, const NvDsInferNetworkInfo& network,
             const NvDsInferParseDetectionParams& params, std::vector<NvDsInferObjectDetectionInfo>& objects) {
     using Bound = dsparsers::Bound<T>;
     const auto floor = dsparsers::prefilter_floor<T>(params, kNumClasses);
+    const T* scores = data + static_cast<size_t>(kScoreChannels) * count;  // row c: class c
     typename Bound::type bound[kBlock];
     for (size_t first = 0; first < count; first += kBlock) {
         const size_t n = count - first < kBlock ? count - first : kBlock;
-        for (size_t i = 0; i < n; ++i) bound[i] = Bound::lowest();
-        for (unsigned c = 0; c < kNumClasses; ++c)
-            dsparsers::running_max(bound, data + static_cast<size_t>(kScoreChannels + c) * count + first, n);
-        for (size_t i = 0; i < n; ++i)
-            if (bound[i] >= floor) add_channel_major(data, first + i, count, network, params, objects);
+        dsparsers::column_bound(bound, scores + first, count, kNumClasses, n);
+        for (size_t i = 0; i < n; ++i) {
+            if (!(bound[i] >= floor)) continue;
+            float score;
+            unsigned class_id;
+            dsparsers::column_best(scores, count, kNumClasses, first + i, bound[i], score, class_id);
+            add_candidate(data, first + i, count, score, class_id, network, params, objects);
+        }
     }
 }
 
