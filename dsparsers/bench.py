@@ -78,8 +78,9 @@ def run_bench(library: ParserLibrary, arch: Architecture, params: HeadParams, *,
         else:
             frames = int(min(MAX_ROTATING_FRAMES, max(2, -(-ROTATING_BYTES // max(1, size)))))
             cases = [first] + [arch.bench_case(params, density, rng) for _ in range(frames - 1)]
-        # Interleave parser and floor in rounds so that frequency drift hits both alike.
-        rounds = 4
+        # Interleave parser and floor in short rounds (at least 50 frames each) so that frequency drift
+        # and neighbours' load on a shared machine hit both alike.
+        rounds = max(1, min(32, iterations // 50))
         parser_ns, floor_ns = [], []
         for _ in range(rounds):
             parser_ns.append(library.time(cases, warmup=warmup // rounds, iterations=iterations // rounds))
