@@ -3,7 +3,7 @@
 // set (the host's, -DDSPARSERS_SCALAR, and AArch64 NEON under qemu when a cross compiler is
 // installed), with -DPARSER_SOURCE="parser.cpp" and one of
 //   -DCHECK_ROWS     a compact-rows parser: score_hits8
-//   -DCHECK_COLUMNS  a channel-major parser: dsparsers::column_bound and column_best
+//   -DCHECK_COLUMNS  any parser: dsparsers::column_bound, column_best and span_bound
 #include PARSER_SOURCE
 
 #include <cmath>
@@ -76,6 +76,29 @@ unsigned check_columns() {
     }
     return differ;
 }
+
+// span_bound over spans of every length up to 200 at every alignment: FLOAT, the largest non-NaN value
+// (+0 and -0 compare equal); HALF, the largest raw pattern as int16.
+unsigned check_spans() {
+    unsigned differ = 0;
+    std::vector<float> values(256);
+    std::vector<uint16_t> halves(256);
+    for (int trial = 0; trial < 40000; ++trial) {
+        const size_t offset = trial % 5, n = trial % 201;
+        for (float& v : values) v = random_value();
+        for (uint16_t& h : halves) h = static_cast<uint16_t>(generator());
+        float best = -INFINITY;
+        int16_t best_half = INT16_MIN;
+        for (size_t k = 0; k < n; ++k) {
+            best = values[offset + k] > best ? values[offset + k] : best;
+            const int16_t h = static_cast<int16_t>(halves[offset + k]);
+            best_half = h > best_half ? h : best_half;
+        }
+        differ += !(dsparsers::span_bound(values.data() + offset, n) == best);
+        differ += dsparsers::span_bound(halves.data() + offset, n) != best_half;
+    }
+    return differ;
+}
 #endif
 
 }  // namespace
@@ -85,8 +108,8 @@ int main() {
     const unsigned differ = check_score_hits();
     std::printf("score_hits8: %u differences\n", differ);
 #elif defined(CHECK_COLUMNS)
-    const unsigned differ = check_columns();
-    std::printf("column_bound / column_best: %u differences\n", differ);
+    const unsigned differ = check_columns() + check_spans();
+    std::printf("column_bound / column_best / span_bound: %u differences\n", differ);
 #else
 #error "define CHECK_ROWS or CHECK_COLUMNS"
 #endif

@@ -12,6 +12,16 @@
 #include <string>
 #include <vector>
 
+// Vector kernels use the baseline ISA of each target (SSE2 on x86-64, NEON on AArch64); build with
+// -DDSPARSERS_SCALAR for the plain C++ paths (tests/test_simd_paths.py checks all three).
+#if defined(__SSE2__) && !defined(DSPARSERS_SCALAR)
+#define DSPARSERS_SSE2 1
+#include <emmintrin.h>
+#elif defined(__ARM_NEON) && defined(__aarch64__) && !defined(DSPARSERS_SCALAR)
+#define DSPARSERS_NEON 1
+#include <arm_neon.h>
+#endif
+
 #if defined(DSPARSERS_USE_DEEPSTREAM_HEADERS)
 #include "nvdsinfer_custom_impl.h"
 #else
@@ -208,7 +218,7 @@ inline void column_best(const float* base, size_t stride, unsigned rows, size_t 
     if (!(bound > -INFINITY)) return;
     for (unsigned r = 0; r < rows; ++r)
         if (base[static_cast<size_t>(r) * stride + index] == bound) {
-            score = bound;
+            score = base[static_cast<size_t>(r) * stride + index];  // +0 or -0 as stored
             row = r;
             return;
         }
@@ -227,25 +237,70 @@ inline void column_best(const uint16_t* base, size_t stride, unsigned rows, size
 }
 
 // Bound of a contiguous span of scores (a row of a row-major score matrix, or several rows): FLOAT,
-// the largest non-NaN value, exactly (-inf when there is none); HALF, the largest raw bit pattern, as
-// Bound<uint16_t> compares them. kLanes independent maxima let the loop vectorise and keep the max
-// chains short: 8 suits one row of scores, 32 a span of many rows.
-template <unsigned kLanes, typename T>
-inline typename Bound<T>::type span_bound(const T* __restrict values, size_t n) {
-    using B = typename Bound<T>::type;
-    B lane[kLanes];
-    for (unsigned j = 0; j < kLanes; ++j) lane[j] = Bound<T>::lowest();
+// the largest non-NaN value (-inf when there is none; of equal values +0 and -0, either may be
+// returned); HALF, the largest raw bit pattern, as Bound<uint16_t> compares them. Four independent
+// vector maxima keep the dependency chains short (gcc does not vectorise this reduction by itself:
+// without -ffast-math it may not reorder the comparisons).
+inline float span_bound(const float* __restrict values, size_t n) {
     size_t k = 0;
-    for (; k + kLanes <= n; k += kLanes)
-        for (unsigned j = 0; j < kLanes; ++j) lane[j] = bound_max(values[k + j], lane[j]);
-    for (; k < n; ++k) lane[0] = bound_max(values[k], lane[0]);
-    B best = lane[0];
-    for (unsigned j = 1; j < kLanes; ++j) best = lane[j] > best ? lane[j] : best;
+    float best = -INFINITY;
+#if defined(DSPARSERS_SSE2)
+    // _mm_max_ps(x, a) is x > a ? x : a, so a NaN x never enters the (never NaN) accumulator
+    __m128 a0 = _mm_set1_ps(-INFINITY), a1 = a0, a2 = a0, a3 = a0;
+    for (; k + 16 <= n; k += 16) {
+        a0 = _mm_max_ps(_mm_loadu_ps(values + k), a0);
+        a1 = _mm_max_ps(_mm_loadu_ps(values + k + 4), a1);
+        a2 = _mm_max_ps(_mm_loadu_ps(values + k + 8), a2);
+        a3 = _mm_max_ps(_mm_loadu_ps(values + k + 12), a3);
+    }
+    for (; k + 4 <= n; k += 4) a0 = _mm_max_ps(_mm_loadu_ps(values + k), a0);
+    a0 = _mm_max_ps(_mm_max_ps(a0, a1), _mm_max_ps(a2, a3));
+    a0 = _mm_max_ps(a0, _mm_movehl_ps(a0, a0));
+    a0 = _mm_max_ps(a0, _mm_shuffle_ps(a0, a0, 1));
+    best = _mm_cvtss_f32(a0);
+#elif defined(DSPARSERS_NEON)
+    // maxNum: a NaN operand yields the other one
+    float32x4_t a0 = vdupq_n_f32(-INFINITY), a1 = a0, a2 = a0, a3 = a0;
+    for (; k + 16 <= n; k += 16) {
+        a0 = vmaxnmq_f32(vld1q_f32(values + k), a0);
+        a1 = vmaxnmq_f32(vld1q_f32(values + k + 4), a1);
+        a2 = vmaxnmq_f32(vld1q_f32(values + k + 8), a2);
+        a3 = vmaxnmq_f32(vld1q_f32(values + k + 12), a3);
+    }
+    for (; k + 4 <= n; k += 4) a0 = vmaxnmq_f32(vld1q_f32(values + k), a0);
+    best = vmaxnmvq_f32(vmaxnmq_f32(vmaxnmq_f32(a0, a1), vmaxnmq_f32(a2, a3)));
+#endif
+    for (; k < n; ++k) best = bound_max(values[k], best);
+    return best;
+}
+inline int16_t span_bound(const uint16_t* __restrict values, size_t n) {
+    size_t k = 0;
+    int16_t best = INT16_MIN;
+#if defined(DSPARSERS_SSE2)
+    __m128i a0 = _mm_set1_epi16(INT16_MIN), a1 = a0;
+    for (; k + 16 <= n; k += 16) {
+        a0 = _mm_max_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(values + k)), a0);
+        a1 = _mm_max_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(values + k + 8)), a1);
+    }
+    a0 = _mm_max_epi16(a0, a1);
+    a0 = _mm_max_epi16(a0, _mm_srli_si128(a0, 8));
+    a0 = _mm_max_epi16(a0, _mm_srli_si128(a0, 4));
+    a0 = _mm_max_epi16(a0, _mm_srli_si128(a0, 2));
+    best = static_cast<int16_t>(_mm_cvtsi128_si32(a0));
+#elif defined(DSPARSERS_NEON)
+    int16x8_t a0 = vdupq_n_s16(INT16_MIN), a1 = a0;
+    for (; k + 16 <= n; k += 16) {
+        a0 = vmaxq_s16(vreinterpretq_s16_u16(vld1q_u16(values + k)), a0);
+        a1 = vmaxq_s16(vreinterpretq_s16_u16(vld1q_u16(values + k + 8)), a1);
+    }
+    best = vmaxvq_s16(vmaxq_s16(a0, a1));
+#endif
+    for (; k < n; ++k) best = bound_max(values[k], best);
     return best;
 }
 template <typename T>
 inline typename Bound<T>::type row_bound(const T* __restrict row, unsigned n) {
-    return span_bound<8>(row, n);
+    return span_bound(row, n);
 }
 
 // The prefilter floor for element type T: a value whose bound is below it cannot reach any class
