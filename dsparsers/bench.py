@@ -27,7 +27,7 @@ class BenchResult:
     frames: int
     frame_bytes: int
     objects: int
-    parser_ns: np.ndarray
+    parser_ns: np.ndarray  # [rounds, frames per round]: parser and floor take turns, round by round
     floor_ns: np.ndarray
 
     @property
@@ -44,7 +44,14 @@ class BenchResult:
 
     @property
     def ratio(self) -> float:
-        return self.median_us / self.floor_median_us if self.floor_median_us > 0 else float("inf")
+        """Parser over floor, paired by round: the median over rounds of the parser's median in a round
+        over the floor's in the round beside it, so that a slow spell on a shared machine (which shifts
+        both medians of a round) cancels instead of landing on one side."""
+        parser = np.median(np.atleast_2d(self.parser_ns), axis=1)
+        floor = np.median(np.atleast_2d(self.floor_ns), axis=1)
+        if not np.all(floor > 0):
+            return float("inf")
+        return float(np.median(parser / floor))
 
 
 def bench_candidates(count: int, num_classes: int, width: int, height: int, density: float,
@@ -78,14 +85,14 @@ def run_bench(library: ParserLibrary, arch: Architecture, params: HeadParams, *,
         else:
             frames = int(min(MAX_ROTATING_FRAMES, max(2, -(-ROTATING_BYTES // max(1, size)))))
             cases = [first] + [arch.bench_case(params, density, rng) for _ in range(frames - 1)]
-        # Interleave parser and floor in short rounds (at least 50 frames each) so that frequency drift
-        # and neighbours' load on a shared machine hit both alike.
-        rounds = max(1, min(32, iterations // 50))
+        # Interleave parser and floor in rounds (at least 200 frames each, each round warmed up again)
+        # so that frequency drift and neighbours' load on a shared machine hit both alike.
+        rounds = max(1, min(32, iterations // 200))
         parser_ns, floor_ns = [], []
         for _ in range(rounds):
-            parser_ns.append(library.time(cases, warmup=warmup // rounds, iterations=iterations // rounds))
-            floor_ns.append(read_floor(cases, warmup=warmup // rounds, iterations=iterations // rounds))
-        results.append(BenchResult(mode, len(cases), size, objects, np.concatenate(parser_ns), np.concatenate(floor_ns)))
+            parser_ns.append(library.time(cases, warmup=max(20, warmup // rounds), iterations=iterations // rounds))
+            floor_ns.append(read_floor(cases, warmup=max(20, warmup // rounds), iterations=iterations // rounds))
+        results.append(BenchResult(mode, len(cases), size, objects, np.stack(parser_ns), np.stack(floor_ns)))
     return results
 
 

@@ -8,6 +8,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 
 from dsparsers.bench import run_bench
 from dsparsers.parser_io import DetectionParams, Layer, NetworkInfo, ParserCase
@@ -32,7 +33,23 @@ def test_bench_input_has_the_requested_density(open_parser):
     architecture, params, library = open_parser("yolo11", classes=80)
     results = run_bench(library, architecture, params, density=0.05, modes=("hot",), iterations=20, warmup=4)
     assert 0.04 * 8400 <= results[0].objects <= 0.06 * 8400
-    assert results[0].parser_ns.shape == (20,) and results[0].floor_ns.shape == (20,)
+    assert results[0].parser_ns.size == 20 and results[0].floor_ns.size == 20
+
+
+def test_ratio_pairs_each_round_with_the_floor_beside_it():
+    """Rounds are compared with the floor measured beside them: a slow spell over a whole round (both
+    sides) does not move the ratio, and one that hits a single side in one round out of three is
+    outvoted; the pooled medians would give 12 / 2 = 6.0 here instead of 2.0."""
+    from dsparsers.bench import BenchResult
+
+    parser = np.array([[4.0, 4.0, 4.0], [4.0, 4.0, 4.0], [12.0, 12.0, 12.0]]) * 1e3
+    floor = np.array([[2.0, 2.0, 2.0], [2.0, 2.0, 2.0], [6.0, 6.0, 6.0]]) * 1e3
+    assert BenchResult("hot", 1, 1, 0, parser, floor).ratio == pytest.approx(2.0)
+    slow_spell_parser = np.array([[4.0, 4.0, 4.0], [12.0, 12.0, 12.0], [12.0, 12.0, 12.0]]) * 1e3
+    slow_spell_floor = np.array([[2.0, 2.0, 2.0], [2.0, 2.0, 2.0], [6.0, 6.0, 6.0]]) * 1e3
+    result = BenchResult("hot", 1, 1, 0, slow_spell_parser, slow_spell_floor)
+    assert result.median_us / result.floor_median_us == pytest.approx(6.0)
+    assert result.ratio == pytest.approx(2.0)
 
 
 def test_fp16_prefilter_never_drops_a_score_at_or_above_threshold(open_parser):
@@ -56,7 +73,7 @@ def test_instance_mask_parsers_are_timed_with_their_masks_freed(open_parser):
     for arch in ("yolo-seg", "peoplesegnet"):
         architecture, params, library = open_parser(arch)
         (hot,) = run_bench(library, architecture, params, density=0.01, modes=("hot",), iterations=20, warmup=4)
-        assert hot.objects >= 1 and hot.parser_ns.shape == (20,) and np.all(hot.parser_ns > 0)
+        assert hot.objects >= 1 and hot.parser_ns.size == 20 and np.all(hot.parser_ns > 0)
 
 
 def test_generate_measures_what_the_patch_saves(tmp_path):
