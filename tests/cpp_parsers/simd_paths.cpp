@@ -2,7 +2,7 @@
 // with NaN, infinities, signed zeros and ties. Built by tests/test_simd_paths.py once per instruction
 // set (the host's, -DDSPARSERS_SCALAR, and AArch64 NEON under qemu when a cross compiler is
 // installed), with -DPARSER_SOURCE="parser.cpp" and one of
-//   -DCHECK_ROWS     a compact-rows parser: score_hits8
+//   -DCHECK_ROWS     a compact-rows parser: score_hits8 and score_hits16
 //   -DCHECK_COLUMNS  any parser: dsparsers::column_bound, column_best and span_bound
 #include PARSER_SOURCE
 
@@ -28,16 +28,17 @@ float random_value() {
 }
 
 #if defined(CHECK_ROWS)
-// score_hits8: bit k set when row k's score (float 6k + 4) is >= the floor.
+// score_hits8 / score_hits16: bit k set when row k's score (float 6k + 4) is >= the floor.
 unsigned check_score_hits() {
     unsigned differ = 0;
-    std::vector<float> rows(48);
+    std::vector<float> rows(96);
     for (int trial = 0; trial < 100000; ++trial) {
         for (float& v : rows) v = random_value();
         const float floor = trial % 13 == 0 ? -INFINITY : random_value();
         unsigned expected = 0;
-        for (unsigned k = 0; k < 8; ++k) expected |= static_cast<unsigned>(rows[k * 6 + 4] >= floor) << k;
-        differ += score_hits8(rows.data(), floor) != expected;
+        for (unsigned k = 0; k < 16; ++k) expected |= static_cast<unsigned>(rows[k * 6 + 4] >= floor) << k;
+        differ += score_hits8(rows.data(), floor) != (expected & 0xffu);
+        differ += score_hits16(rows.data(), floor) != expected;
     }
     return differ;
 }
@@ -106,7 +107,7 @@ unsigned check_spans() {
 int main() {
 #if defined(CHECK_ROWS)
     const unsigned differ = check_score_hits();
-    std::printf("score_hits8: %u differences\n", differ);
+    std::printf("score_hits8 / score_hits16: %u differences\n", differ);
 #elif defined(CHECK_COLUMNS)
     const unsigned differ = check_columns() + check_spans();
     std::printf("column_bound / column_best / span_bound: %u differences\n", differ);
