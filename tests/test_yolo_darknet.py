@@ -158,6 +158,30 @@ def test_thresholds_ties_nan_and_configured_classes(yolov3):
     assert [o[0] for o in objects(few)] == [3, 5, 0]  # 6 and 79 are not configured
 
 
+def test_only_the_logits_that_can_matter_are_evaluated_and_the_result_is_the_same(yolov3):
+    """The parser gates objectness on its logit and evaluates only the class logits within 1 of the
+    largest (when that one's probability is in (0.001, 0.999)). Cases at the edges of both shortcuts:
+    saturated classes whose logits differ by 10 but share the probability 1.0f (the lower class wins),
+    a best probability just above 0.999 (every class is compared), a runner-up 0.99 below the best, and
+    objectness logits a few float steps either side of logit(0.25)."""
+    gate = np.float32(math.log(1.0 / 3.0))  # sigmoid = 0.25 = the threshold
+    steps = [gate]
+    for _ in range(3):
+        steps = [np.nextafter(steps[0], np.float32(-1))] + steps + [np.nextafter(steps[-1], np.float32(1))]
+    entries = {16: [
+        (0, 0, 0, {4: SURE, 5 + 7: 30.0, 5 + 3: 20.0}),              # both 1.0f: class 3
+        (0, 1, 0, {4: SURE, 5 + 2: 7.0, 5 + 9: 6.95}),               # 0.99909 and 0.99904: class 2
+        (0, 2, 0, {4: SURE, 5 + 8: 1.0, 5 + 4: 0.01, 5 + 5: 1.0}),  # 8 and 5 tie: the lower id, 5
+        (0, 3, 0, {4: SURE, 5 + 6: -6.0, 5 + 1: -6.99}),             # best 0.00247: runner-up inside the window
+    ] + [(1, k, 0, {4: float(v), 5 + 0: SURE}) for k, v in enumerate(steps)]}
+    case = ParserCase(v3_layers(entries), NetworkInfo(416, 416), det(threshold=0.0024))
+    got = objects(run_both(yolov3, case))
+    assert [o[0] for o in got[:4]] == [3, 2, 5, 6]
+    strict = objects(run_both(yolov3, ParserCase(v3_layers(entries), NetworkInfo(416, 416), det(threshold=0.25))))
+    near_gate = [o for o in strict if o[0] == 0]
+    assert 1 <= len(near_gate) <= len(steps)  # the reference decides which of the boundary logits pass
+
+
 def test_nonfinite_and_overflowing_boxes_are_dropped(yolov3):
     entries = {16: [
         (0, 0, 0, {0: NAN, 4: SURE, 5: SURE}),

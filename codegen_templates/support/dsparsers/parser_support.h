@@ -241,34 +241,41 @@ inline void column_best(const uint16_t* base, size_t stride, unsigned rows, size
 // returned); HALF, the largest raw bit pattern, as Bound<uint16_t> compares them. Four independent
 // vector maxima keep the dependency chains short (gcc does not vectorise this reduction by itself:
 // without -ffast-math it may not reorder the comparisons).
+#if defined(DSPARSERS_SSE2) || defined(DSPARSERS_NEON)
+// Four floats per register, the same operations on either ISA.
+#if defined(DSPARSERS_SSE2)
+using f32x4 = __m128;
+inline f32x4 f32x4_splat(float value) { return _mm_set1_ps(value); }
+inline f32x4 f32x4_load(const float* values) { return _mm_loadu_ps(values); }
+// x > a ? x : a in each lane, so a NaN x never enters a (never NaN) running maximum
+inline f32x4 f32x4_max_into(f32x4 x, f32x4 a) { return _mm_max_ps(x, a); }
+inline float f32x4_largest(f32x4 a) {
+    a = _mm_max_ps(a, _mm_movehl_ps(a, a));
+    return _mm_cvtss_f32(_mm_max_ps(a, _mm_shuffle_ps(a, a, 1)));
+}
+#else
+using f32x4 = float32x4_t;
+inline f32x4 f32x4_splat(float value) { return vdupq_n_f32(value); }
+inline f32x4 f32x4_load(const float* values) { return vld1q_f32(values); }
+// maxNum: a NaN operand yields the other one
+inline f32x4 f32x4_max_into(f32x4 x, f32x4 a) { return vmaxnmq_f32(x, a); }
+inline float f32x4_largest(f32x4 a) { return vmaxnmvq_f32(a); }
+#endif
+#endif
+
 inline float span_bound(const float* __restrict values, size_t n) {
     size_t k = 0;
     float best = -INFINITY;
-#if defined(DSPARSERS_SSE2)
-    // _mm_max_ps(x, a) is x > a ? x : a, so a NaN x never enters the (never NaN) accumulator
-    __m128 a0 = _mm_set1_ps(-INFINITY), a1 = a0, a2 = a0, a3 = a0;
+#if defined(DSPARSERS_SSE2) || defined(DSPARSERS_NEON)
+    f32x4 a0 = f32x4_splat(-INFINITY), a1 = a0, a2 = a0, a3 = a0;
     for (; k + 16 <= n; k += 16) {
-        a0 = _mm_max_ps(_mm_loadu_ps(values + k), a0);
-        a1 = _mm_max_ps(_mm_loadu_ps(values + k + 4), a1);
-        a2 = _mm_max_ps(_mm_loadu_ps(values + k + 8), a2);
-        a3 = _mm_max_ps(_mm_loadu_ps(values + k + 12), a3);
+        a0 = f32x4_max_into(f32x4_load(values + k), a0);
+        a1 = f32x4_max_into(f32x4_load(values + k + 4), a1);
+        a2 = f32x4_max_into(f32x4_load(values + k + 8), a2);
+        a3 = f32x4_max_into(f32x4_load(values + k + 12), a3);
     }
-    for (; k + 4 <= n; k += 4) a0 = _mm_max_ps(_mm_loadu_ps(values + k), a0);
-    a0 = _mm_max_ps(_mm_max_ps(a0, a1), _mm_max_ps(a2, a3));
-    a0 = _mm_max_ps(a0, _mm_movehl_ps(a0, a0));
-    a0 = _mm_max_ps(a0, _mm_shuffle_ps(a0, a0, 1));
-    best = _mm_cvtss_f32(a0);
-#elif defined(DSPARSERS_NEON)
-    // maxNum: a NaN operand yields the other one
-    float32x4_t a0 = vdupq_n_f32(-INFINITY), a1 = a0, a2 = a0, a3 = a0;
-    for (; k + 16 <= n; k += 16) {
-        a0 = vmaxnmq_f32(vld1q_f32(values + k), a0);
-        a1 = vmaxnmq_f32(vld1q_f32(values + k + 4), a1);
-        a2 = vmaxnmq_f32(vld1q_f32(values + k + 8), a2);
-        a3 = vmaxnmq_f32(vld1q_f32(values + k + 12), a3);
-    }
-    for (; k + 4 <= n; k += 4) a0 = vmaxnmq_f32(vld1q_f32(values + k), a0);
-    best = vmaxnmvq_f32(vmaxnmq_f32(vmaxnmq_f32(a0, a1), vmaxnmq_f32(a2, a3)));
+    for (; k + 4 <= n; k += 4) a0 = f32x4_max_into(f32x4_load(values + k), a0);
+    best = f32x4_largest(f32x4_max_into(f32x4_max_into(a0, a1), f32x4_max_into(a2, a3)));
 #endif
     for (; k < n; ++k) best = bound_max(values[k], best);
     return best;
