@@ -236,6 +236,29 @@ inline void column_best(const uint16_t* base, size_t stride, unsigned rows, size
     }
 }
 
+// The candidates of a channel-major score block (row c at scores + c * count: class c of the `count`
+// candidates) whose best score reaches `floor` (prefilter_floor): visit(index, score, class) for each,
+// in index order, with the exact best class (NaN never wins, ties keep the lower class). In blocks of
+// 2048 candidates: column_bound reads each class row segment contiguously and keeps the bounds in L1,
+// and column_best runs while the block's rows are still in cache.
+template <typename T, typename Visit>
+inline void for_each_passing_column(const T* scores, size_t count, unsigned classes, typename Bound<T>::type floor,
+                                    Visit&& visit) {
+    constexpr size_t kBlock = 2048;
+    typename Bound<T>::type bound[kBlock];
+    for (size_t first = 0; first < count; first += kBlock) {
+        const size_t n = count - first < kBlock ? count - first : kBlock;
+        column_bound(bound, scores + first, count, classes, n);
+        for (size_t i = 0; i < n; ++i) {
+            if (!(bound[i] >= floor)) continue;
+            float score;
+            unsigned class_id;
+            column_best(scores, count, classes, first + i, bound[i], score, class_id);
+            visit(first + i, score, class_id);
+        }
+    }
+}
+
 // Bound of a contiguous span of scores (a row of a row-major score matrix, or several rows): FLOAT,
 // the largest non-NaN value (-inf when there is none; of equal values +0 and -0, either may be
 // returned); HALF, the largest raw bit pattern, as Bound<uint16_t> compares them. Four independent

@@ -50,30 +50,17 @@ inline void add_candidate(const T* data, size_t index, size_t box_stride, float 
     dsparsers::add_box(objects, network, class_id, score, cx - half_w, cy - half_h, cx + half_w, cy + half_h);
 }
 
-// [4+C, N], in blocks of candidates: column_bound folds the class rows, eight per pass, into each
-// candidate's best score (contiguous vectorised reads; the block's bounds stay in L1). Only candidates
-// whose bound reaches the lowest class threshold take the exact pass, which stops at the first class
-// equal to the bound, while the block's rows are still in cache.
-constexpr size_t kBlock = 2048;
-
+// [4+C, N]: dsparsers::for_each_passing_column bounds every candidate's best score with contiguous,
+// vectorised reads of the class rows; only candidates that reach the lowest class threshold take the
+// exact pass, which stops at the first class equal to the bound.
 template <typename T>
 void decode(const T* data, size_t count, const NvDsInferNetworkInfo& network,
             const NvDsInferParseDetectionParams& params, std::vector<NvDsInferObjectDetectionInfo>& objects) {
-    using Bound = dsparsers::Bound<T>;
-    const auto floor = dsparsers::prefilter_floor<T>(params, kNumClasses);
     const T* scores = data + static_cast<size_t>(kScoreChannels) * count;  // row c: class c
-    typename Bound::type bound[kBlock];
-    for (size_t first = 0; first < count; first += kBlock) {
-        const size_t n = count - first < kBlock ? count - first : kBlock;
-        dsparsers::column_bound(bound, scores + first, count, kNumClasses, n);
-        for (size_t i = 0; i < n; ++i) {
-            if (!(bound[i] >= floor)) continue;
-            float score;
-            unsigned class_id;
-            dsparsers::column_best(scores, count, kNumClasses, first + i, bound[i], score, class_id);
-            add_candidate(data, first + i, count, score, class_id, network, params, objects);
-        }
-    }
+    dsparsers::for_each_passing_column(scores, count, kNumClasses, dsparsers::prefilter_floor<T>(params, kNumClasses),
+                                       [&](size_t index, float score, unsigned class_id) {
+                                           add_candidate(data, index, count, score, class_id, network, params, objects);
+                                       });
 }
 
 bool parse(const std::vector<NvDsInferLayerInfo>& layers, const NvDsInferNetworkInfo& network,
