@@ -167,6 +167,7 @@ static bool time_masks(dsp_parser* p, const std::vector<std::vector<NvDsInferLay
     }
 }
 
+
 // NvDsInferParseDetectionParams built in place, as nvinfer builds it: perClassThreshold must reference
 // this object's own vector, so it is filled, never copied.
 static void fill_params(NvDsInferParseDetectionParams& params, unsigned num_classes_configured, const float* pre,
@@ -264,6 +265,23 @@ static bool call_instance_mask(dsp_parser* p, std::vector<NvDsInferLayerInfo> co
         p->masks.push_back(std::move(copy));
     }
     return ok;
+}
+
+// The timing entry points' common part: frames, network and params from the C arguments, then `timer`
+// (the detector or instance-mask loop) under the exception guard.
+template <typename Timer>
+static int timed_call(dsp_parser* p, const dsp_layer* layers, unsigned layer_count, unsigned frame_count,
+                      unsigned net_width, unsigned net_height, unsigned net_channels, unsigned num_classes_configured,
+                      const float* precluster_thresholds, size_t precluster_count, unsigned iterations,
+                      double* ns_out, Timer timer) {
+    return guarded(p, [&]() -> int {
+        std::vector<std::vector<NvDsInferLayerInfo>> frames;
+        if (!timing_frames(p, layers, layer_count, frame_count, iterations, ns_out, frames)) return DSP_PARSER_BAD_CALL;
+        NvDsInferNetworkInfo net{net_width, net_height, net_channels};
+        NvDsInferParseDetectionParams params;
+        fill_params(params, num_classes_configured, precluster_thresholds, precluster_count, nullptr, 0);
+        return timer(frames, net, params) ? DSP_PARSER_TRUE : DSP_PARSER_FALSE;
+    });
 }
 
 extern "C" {
@@ -375,30 +393,24 @@ int dsp_parser_time(dsp_parser* p, const dsp_layer* layers, unsigned layer_count
                     unsigned net_width, unsigned net_height, unsigned net_channels, unsigned num_classes_configured,
                     const float* precluster_thresholds, size_t precluster_count, unsigned warmup, unsigned iterations,
                     double* ns_out) {
-    return guarded(p, [&]() -> int {
-        std::vector<std::vector<NvDsInferLayerInfo>> frames;
-        if (!timing_frames(p, layers, layer_count, frame_count, iterations, ns_out, frames)) return DSP_PARSER_BAD_CALL;
-        NvDsInferNetworkInfo net{net_width, net_height, net_channels};
-        NvDsInferParseDetectionParams params;
-        fill_params(params, num_classes_configured, precluster_thresholds, precluster_count, nullptr, 0);
-        const bool ok = p->abi == 8 ? time_detector<ObjectInfoAbi8>(p, frames, net, params, warmup, iterations, ns_out)
-                                    : time_detector<ObjectInfoAbi9>(p, frames, net, params, warmup, iterations, ns_out);
-        return ok ? DSP_PARSER_TRUE : DSP_PARSER_FALSE;
-    });
+    return timed_call(p, layers, layer_count, frame_count, net_width, net_height, net_channels, num_classes_configured,
+                      precluster_thresholds, precluster_count, iterations, ns_out,
+                      [&](const auto& frames, const auto& net, const auto& params) {
+                          return p->abi == 8
+                                     ? time_detector<ObjectInfoAbi8>(p, frames, net, params, warmup, iterations, ns_out)
+                                     : time_detector<ObjectInfoAbi9>(p, frames, net, params, warmup, iterations, ns_out);
+                      });
 }
 
 int dsp_parser_time_masks(dsp_parser* p, const dsp_layer* layers, unsigned layer_count, unsigned frame_count,
                           unsigned net_width, unsigned net_height, unsigned net_channels,
                           unsigned num_classes_configured, const float* precluster_thresholds,
                           size_t precluster_count, unsigned warmup, unsigned iterations, double* ns_out) {
-    return guarded(p, [&]() -> int {
-        std::vector<std::vector<NvDsInferLayerInfo>> frames;
-        if (!timing_frames(p, layers, layer_count, frame_count, iterations, ns_out, frames)) return DSP_PARSER_BAD_CALL;
-        NvDsInferNetworkInfo net{net_width, net_height, net_channels};
-        NvDsInferParseDetectionParams params;
-        fill_params(params, num_classes_configured, precluster_thresholds, precluster_count, nullptr, 0);
-        return time_masks(p, frames, net, params, warmup, iterations, ns_out) ? DSP_PARSER_TRUE : DSP_PARSER_FALSE;
-    });
+    return timed_call(p, layers, layer_count, frame_count, net_width, net_height, net_channels, num_classes_configured,
+                      precluster_thresholds, precluster_count, iterations, ns_out,
+                      [&](const auto& frames, const auto& net, const auto& params) {
+                          return time_masks(p, frames, net, params, warmup, iterations, ns_out);
+                      });
 }
 
 unsigned long long dsp_read_floor(const dsp_layer* layers, unsigned layer_count, unsigned frame_count, unsigned warmup,
