@@ -33,12 +33,12 @@ import numpy as np
 from hypothesis import strategies as st
 
 import dsparsers
-from dsparsers import reference as ref
-from dsparsers.architecture import Architecture, ConfigDefaults, GenerateOptions, HeadParams, Match, RoleNames
+from dsparsers.api import reference as ref
+from dsparsers.api.architecture import Architecture, ConfigDefaults, GenerateOptions, HeadParams, Match, RoleNames
 from dsparsers.errors import UsageError
-from dsparsers.model import ModelInfo, NodeInfo, TensorInfo
-from dsparsers.parser_io import DataType, DetectionParams, Layer, NetworkInfo, ParseOutcome, ParserCase
-from dsparsers.strategies import corner_box, detection_params, networks, plain_score
+from dsparsers.model.reader import ModelInfo, NodeInfo, TensorInfo
+from dsparsers.api.abi_types import DataType, DetectionParams, Layer, NetworkInfo, ParseOutcome, ParserCase
+from dsparsers.verification.strategies import corner_box, detection_params, networks, plain_score
 
 NMS_OPS = ("EfficientNMS_TRT",)
 ROLES = ("count", "boxes", "scores", "classes")

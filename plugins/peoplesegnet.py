@@ -40,13 +40,13 @@ import numpy as np
 from hypothesis import strategies as st
 
 import dsparsers
-from dsparsers import reference as ref
-from dsparsers.architecture import Architecture, ConfigDefaults, GenerateOptions, HeadParams, Match, RoleNames
+from dsparsers.api import reference as ref
+from dsparsers.api.architecture import Architecture, ConfigDefaults, GenerateOptions, HeadParams, Match, RoleNames
 from dsparsers.errors import UsageError
-from dsparsers.model import ModelInfo, TensorInfo
-from dsparsers.parser_io import (DETECTION_DTYPE, DataType, DetectionParams, Layer, NetworkInfo, ParseOutcome,
+from dsparsers.model.reader import ModelInfo, TensorInfo
+from dsparsers.api.abi_types import (DETECTION_DTYPE, DataType, DetectionParams, Layer, NetworkInfo, ParseOutcome,
                                  ParserCase)
-from dsparsers.strategies import corner_box, detection_params, float_class_id, networks, plain_score
+from dsparsers.verification.strategies import corner_box, detection_params, float_class_id, networks, plain_score
 
 ROLES = ("detections", "masks")
 #: the names TAO's exporter gives the two outputs (TensorFlow-style ":0" suffix tolerated)

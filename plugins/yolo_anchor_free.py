@@ -17,13 +17,13 @@ import numpy as np
 from hypothesis import strategies as st
 
 import dsparsers
-from dsparsers import reference as ref
-from dsparsers.architecture import Architecture, anchor_points, ConfigDefaults, GenerateOptions, HeadParams, Match
-from dsparsers.datasets import COCO80
+from dsparsers.api import reference as ref
+from dsparsers.api.architecture import Architecture, anchor_points, ConfigDefaults, GenerateOptions, HeadParams, Match
+from dsparsers.emulation.datasets import COCO80
 from dsparsers.errors import UsageError
-from dsparsers.model import ModelInfo
-from dsparsers.parser_io import DetectionParams, Layer, NetworkInfo, ParseOutcome, ParserCase
-from dsparsers.strategies import detection_params, f32, float_dtypes, networks, nonfinite, scored_candidates
+from dsparsers.model.reader import ModelInfo
+from dsparsers.api.abi_types import DetectionParams, Layer, NetworkInfo, ParseOutcome, ParserCase
+from dsparsers.verification.strategies import detection_params, f32, float_dtypes, networks, nonfinite, scored_candidates
 
 BOX_CHANNELS = 4
 
@@ -201,7 +201,7 @@ class DenseYoloHead(Architecture):
 
     def append_decode(self, graph, opset: int, params: DenseHeadParams, *, topk: int | None, source):
         """`dsparsers patch`: the decode of this parser, in the graph (same float32 operations)."""
-        from dsparsers import patch
+        from dsparsers.model import patch
 
         head = patch.graph_output(graph, params.output_name, source)
         rows = patch.transpose_last(graph, head, "dsp_rows") if params.layout == "channels" else head
@@ -215,7 +215,7 @@ class DenseYoloHead(Architecture):
                                   topk=topk)
 
     def bench_case(self, params: DenseHeadParams, density: float, rng) -> ParserCase:
-        from dsparsers.bench import bench_candidates
+        from dsparsers.verification.bench import bench_candidates
 
         count = params.num_candidates or anchor_points(params.input_width, params.input_height)
         boxes, scores = bench_candidates(count, params.num_classes, params.input_width, params.input_height,

@@ -33,13 +33,13 @@ import numpy as np
 from hypothesis import strategies as st
 
 import dsparsers
-from dsparsers import reference as ref
-from dsparsers.architecture import Architecture, anchor_points, ConfigDefaults, GenerateOptions, HeadParams, Match
-from dsparsers.datasets import COCO80
+from dsparsers.api import reference as ref
+from dsparsers.api.architecture import Architecture, anchor_points, ConfigDefaults, GenerateOptions, HeadParams, Match
+from dsparsers.emulation.datasets import COCO80
 from dsparsers.errors import UsageError
-from dsparsers.model import ModelInfo, TensorInfo
-from dsparsers.parser_io import DetectionParams, Layer, NetworkInfo, ParseOutcome, ParserCase
-from dsparsers.strategies import corner_box, detection_params, float_dtypes, networks, score_plan
+from dsparsers.model.reader import ModelInfo, TensorInfo
+from dsparsers.api.abi_types import DetectionParams, Layer, NetworkInfo, ParseOutcome, ParserCase
+from dsparsers.verification.strategies import corner_box, detection_params, float_dtypes, networks, score_plan
 
 BOX_COLUMNS = 4
 LAYOUTS = {"rows": "[N, C] row-major (YOLO-NAS, DAMO-YOLO)", "channels": "[C, N] channel-major (PP-YOLOE)"}
@@ -313,7 +313,7 @@ class YoloBoxesScores(Architecture):
 
     def append_decode(self, graph, opset: int, params: BoxesScoresParams, *, topk: int | None, source):
         """`dsparsers patch`: best class and score per candidate in the graph, boxes passed through."""
-        from dsparsers import patch
+        from dsparsers.model import patch
 
         boxes = patch.graph_output(graph, params.boxes_name, source)
         scores = patch.graph_output(graph, params.scores_name, source)

@@ -33,13 +33,13 @@ import numpy as np
 from hypothesis import strategies as st
 
 import dsparsers
-from dsparsers import reference as ref
-from dsparsers.architecture import Architecture, ConfigDefaults, GenerateOptions, HeadParams, Match
-from dsparsers.datasets import COCO80
+from dsparsers.api import reference as ref
+from dsparsers.api.architecture import Architecture, ConfigDefaults, GenerateOptions, HeadParams, Match
+from dsparsers.emulation.datasets import COCO80
 from dsparsers.errors import UsageError
-from dsparsers.model import ModelInfo, TensorInfo
-from dsparsers.parser_io import DetectionParams, Layer, NetworkInfo, ParseOutcome, ParserCase, detections
-from dsparsers.strategies import detection_params, f32, float_dtypes
+from dsparsers.model.reader import ModelInfo, TensorInfo
+from dsparsers.api.abi_types import DetectionParams, Layer, NetworkInfo, ParseOutcome, ParserCase, detections
+from dsparsers.verification.strategies import detection_params, f32, float_dtypes
 
 BOX_CHANNELS = 4
 OBJECTNESS_CHANNEL = 4

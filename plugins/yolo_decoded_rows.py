@@ -20,13 +20,13 @@ import numpy as np
 from hypothesis import strategies as st
 
 import dsparsers
-from dsparsers import reference as ref
-from dsparsers.architecture import Architecture, anchor_points, ConfigDefaults, GenerateOptions, HeadParams, Match
-from dsparsers.datasets import COCO80
+from dsparsers.api import reference as ref
+from dsparsers.api.architecture import Architecture, anchor_points, ConfigDefaults, GenerateOptions, HeadParams, Match
+from dsparsers.emulation.datasets import COCO80
 from dsparsers.errors import UsageError
-from dsparsers.model import ModelInfo, TensorInfo
-from dsparsers.parser_io import DetectionParams, Layer, NetworkInfo, ParseOutcome, ParserCase
-from dsparsers.strategies import corner_box, detection_params, float_class_id, float_dtypes, networks, plain_score
+from dsparsers.model.reader import ModelInfo, TensorInfo
+from dsparsers.api.abi_types import DetectionParams, Layer, NetworkInfo, ParseOutcome, ParserCase
+from dsparsers.verification.strategies import corner_box, detection_params, float_class_id, float_dtypes, networks, plain_score
 
 ROW_WIDTH = 6
 

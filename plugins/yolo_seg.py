@@ -28,13 +28,13 @@ import numpy as np
 from hypothesis import strategies as st
 
 import dsparsers
-from dsparsers import reference as ref
-from dsparsers.architecture import Architecture, ConfigDefaults, GenerateOptions, HeadParams, Match, anchor_points
-from dsparsers.datasets import COCO80
+from dsparsers.api import reference as ref
+from dsparsers.api.architecture import Architecture, ConfigDefaults, GenerateOptions, HeadParams, Match, anchor_points
+from dsparsers.emulation.datasets import COCO80
 from dsparsers.errors import UsageError
-from dsparsers.model import ModelInfo
-from dsparsers.parser_io import DetectionParams, Layer, NetworkInfo, ParseOutcome, ParserCase, detections
-from dsparsers.strategies import detection_params, float_dtypes, f32, scored_candidates
+from dsparsers.model.reader import ModelInfo
+from dsparsers.api.abi_types import DetectionParams, Layer, NetworkInfo, ParseOutcome, ParserCase, detections
+from dsparsers.verification.strategies import detection_params, float_dtypes, f32, scored_candidates
 
 BOX_CHANNELS = 4
 DEFAULT_COEFFICIENTS = 32
@@ -270,7 +270,7 @@ class YoloSeg(Architecture):
 
     def bench_case(self, params: SegParams, density: float, rng) -> ParserCase:
         """Full-size output0 and protos: a fraction ``density`` of candidates above 0.25, boxes 4-200 px."""
-        from dsparsers.bench import bench_candidates
+        from dsparsers.verification.bench import bench_candidates
 
         count = params.num_candidates or anchor_points(params.input_width, params.input_height)
         boxes, scores = bench_candidates(count, params.num_classes, params.input_width, params.input_height,

@@ -24,7 +24,39 @@ settings.register_profile("ci", derandomize=True, max_examples=60, deadline=None
 settings.register_profile("dev", max_examples=300, deadline=None, suppress_health_check=list(HealthCheck))
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
-FIXTURES = Path(__file__).parent / "fixtures"
+#: the tests/ directory, the repository, and the shared test data
+TESTS = Path(__file__).resolve().parent
+REPO = TESTS.parent
+FIXTURES = TESTS / "fixtures"
+GOLDEN = TESTS / "golden"
+
+
+#: fixtures that compile a parser: a test using one is marked ``cpp`` (the quick tier skips it)
+BUILDING_FIXTURES = {"build_parser", "open_parser", "dsparsers_build"}
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if BUILDING_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.cpp)
+
+
+@pytest.fixture(autouse=True)
+def _quick_tier_builds_nothing(request, monkeypatch):
+    """A test not marked ``cpp`` must not compile: the quick tier (``-m "not cpp"``) stays pure Python
+    and fast. Building in-process is refused here with the reason, so a missing marker fails the suite."""
+    if request.node.get_closest_marker("cpp") is not None:
+        return
+
+    def refuse(cmd, *args, **kwargs):
+        raise AssertionError(f"{request.node.nodeid} compiles C++ ({' '.join(map(str, cmd[:3]))} ...): mark it "
+                             "pytest.mark.cpp or use a building fixture")
+
+    import dsparsers.library.meson_build as meson_build
+    import dsparsers.verification.loader as loader
+
+    monkeypatch.setattr(meson_build, "_run", refuse)
+    monkeypatch.setattr(loader, "_run", refuse)
 
 
 def pytest_sessionfinish(session, exitstatus):
@@ -33,7 +65,7 @@ def pytest_sessionfinish(session, exitstatus):
 
 @pytest.fixture(scope="session")
 def registry():
-    from dsparsers.registry import Registry
+    from dsparsers.api.registry import Registry
 
     return Registry(load_entry_points=False)
 
@@ -47,11 +79,9 @@ class ParserFactory:
 
     def __call__(self, arch: str = "yolo11", *, classes: int | None = None, input_size=None,
                  extra: dict | None = None, abi: int | None = None, source_patch=None):
-        from dsparsers.architecture import GenerateOptions
-        from dsparsers.build import build_directory
-        from dsparsers.codegen import render_parser
-        from dsparsers.output_dir import write_directory
-        from dsparsers.registry import Registry
+        from dsparsers.api.architecture import GenerateOptions
+        from dsparsers.api.registry import Registry
+        from dsparsers.library.parser_build import build_parser
 
         key = (arch, classes, input_size, tuple(sorted((extra or {}).items())), abi,
                source_patch.__name__ if source_patch else None)
@@ -59,13 +89,13 @@ class ParserFactory:
             registry = Registry(load_entry_points=False)
             architecture = registry.get(arch).architecture
             params = architecture.head_params(None, GenerateOptions(classes, input_size, extra or {}, arch))
-            generated = render_parser(architecture, params, requested_as=arch)
-            directory = self.root / f"parser{len(self.built)}"
-            files = dict(generated.files)
-            if source_patch is not None:
+            def patch_source(files, generated):
                 files[generated.source_name] = source_patch(files[generated.source_name])
-            write_directory(directory, files)
-            result = build_directory(directory, abi=abi, deepstream_include="bundled")
+                return files
+
+            directory = self.root / f"parser{len(self.built)}"
+            result = build_parser(architecture, params, directory, requested_as=arch, abi=abi, force=False,
+                                  transform=patch_source if source_patch is not None else None).result
             self.built[key] = (architecture, params, result)
         return self.built[key]
 
@@ -79,7 +109,7 @@ def build_parser(tmp_path_factory):
 @pytest.fixture(scope="session")
 def open_parser(build_parser):
     """open_parser(...) -> (architecture, params, ParserLibrary) for a built parser."""
-    from dsparsers.harness import ParserLibrary
+    from dsparsers.verification.loader import ParserLibrary
 
     opened = []
 

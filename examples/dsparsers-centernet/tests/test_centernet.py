@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 import dsparsers_centernet.plugin
-from dsparsers.architecture import GenerateOptions
-from dsparsers.parser_io import DetectionParams, Layer, NetworkInfo, ParserCase
-from dsparsers.pytest_plugin import conformance_tests
+from dsparsers.api.architecture import GenerateOptions
+from dsparsers.api.abi_types import DetectionParams, Layer, NetworkInfo, ParserCase
+from dsparsers.verification.pytest_plugin import conformance_tests
 
 test_conformance = conformance_tests(dsparsers_centernet.plugin)
 
@@ -155,7 +155,7 @@ def test_logits_option(dsparsers_registry, dsparsers_build):
 @pytest.mark.parametrize("classes, extra", [(3, {}), (2, {"sigmoid": "logits"})])
 def test_conformance_other_heads(dsparsers_registry, dsparsers_build, classes, extra):
     """conformance_tests covers the canonical parser; the same kit on a few-class and a logits parser."""
-    from dsparsers.conformance import run_conformance
+    from dsparsers.verification.conformance import run_conformance
 
     registry = dsparsers_registry(dsparsers_centernet.plugin)
     built = dsparsers_build("centernet", registry, num_classes=classes, extra=extra)
@@ -196,7 +196,7 @@ def _onnx_head(tmp_path, sigmoid=True, names=("hm", "wh", "reg"), classes=3, gri
     model = helper.make_model(helper.make_graph(nodes, "centernet_head", [image], outputs))
     path = tmp_path / "centernet.onnx"
     onnx.save(model, str(path))
-    from dsparsers.model import load_model
+    from dsparsers.model.reader import load_model
 
     return load_model(path)
 

@@ -15,7 +15,7 @@ its class threshold (CenterNet's top-100 cut is left to nvinfer's ``topk``), so 
 cluster: cluster-mode=4.
 
 Only dsparsers' public API is used: the Architecture contract, the hook markers, the NumPy reference
-helpers (``dsparsers.reference``) and the Hypothesis building blocks (``dsparsers.strategies``).
+helpers (``dsparsers.api.reference``) and the Hypothesis building blocks (``dsparsers.verification.strategies``).
 """
 
 from __future__ import annotations
@@ -28,13 +28,13 @@ import numpy as np
 from hypothesis import strategies as st
 
 import dsparsers
-from dsparsers import reference as ref
-from dsparsers.architecture import Architecture, ConfigDefaults, GenerateOptions, HeadParams, Match
-from dsparsers.datasets import COCO80
+from dsparsers.api import reference as ref
+from dsparsers.api.architecture import Architecture, ConfigDefaults, GenerateOptions, HeadParams, Match
+from dsparsers.emulation.datasets import COCO80
 from dsparsers.errors import UsageError
-from dsparsers.model import ModelInfo, TensorInfo
-from dsparsers.parser_io import DataType, DetectionParams, Layer, NetworkInfo, ParseOutcome, ParserCase
-from dsparsers.strategies import detection_params, f32, float_dtypes, networks
+from dsparsers.model.reader import ModelInfo, TensorInfo
+from dsparsers.api.abi_types import DataType, DetectionParams, Layer, NetworkInfo, ParseOutcome, ParserCase
+from dsparsers.verification.strategies import detection_params, f32, float_dtypes, networks
 
 TEMPLATE_DIR = Path(__file__).resolve().parent / "templates"
 

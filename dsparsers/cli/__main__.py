@@ -1,0 +1,3 @@
+from dsparsers.cli import main
+
+main()

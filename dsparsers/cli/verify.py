@@ -1,0 +1,224 @@
+"""`dsparsers conform`, `fuzz` and `bench`: is a parser library right, robust and fast."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+from rich.table import Table
+
+from dsparsers.cli.common import (cached_build, err, main, options, out, current_registry,
+                                  rerun_under_sanitizers_if_needed)
+from dsparsers.errors import UsageError
+
+
+# -- conform ------------------------------------------------------------------------------------
+@main.command()
+@click.option("--lib", "library", type=click.Path(path_type=Path), help="Parser library (.so) to test.")
+@click.option("--func", "function", help="Parse function name (parse-bbox-func-name).")
+@click.option("--arch", help="Architecture whose reference decides what is right.")
+@click.option("--dir", "directory", type=click.Path(path_type=Path), help="A generated directory: library, function, architecture and head are read from it.")
+@click.option("--examples", default=200, show_default=True, type=click.IntRange(1, 100000), help="Hypothesis examples.")
+@click.option("--abi", type=click.Choice(["8", "9"]), help="Object layout the library was built for [default: its build record, else 9].")
+@click.option("--seed", type=int, help="Hypothesis seed, to reproduce a run.")
+@click.option("--classes", type=int, help="Class count of the head the library parses [default: 80].")
+@click.option("--input", "input_size", help="Network input WxH [default: 640x640].")
+@click.option("-O", "extra", multiple=True, metavar="KEY=VALUE", help="Architecture-specific option (e.g. -O layout=rows).")
+@click.option("--hostile/--no-hostile", default=True, show_default=True,
+              help="Also feed hostile inputs (wrong dims and types, NaN/Inf everywhere, empty thresholds, ...).")
+@click.option("--sanitize", is_flag=True, help="With --dir: test the `build --sanitize` library (ASan + UBSan).")
+@click.option("--onnx", "onnx_path", type=click.Path(path_type=Path), help="Compare on this model's real outputs (with --image) instead of generated cases.")
+@click.option("--image", "images", multiple=True, type=click.Path(path_type=Path), help="With --onnx: a picture to run the model on (repeatable).")
+def conform(library, function, arch, directory, examples, abi, seed, classes, input_size, extra, hostile, sanitize,
+            onnx_path=None, images=()):
+    """Check a parser library against the reference decoder on generated tensors."""
+    from dsparsers.verification.conformance import render_report, run_conformance, run_hostile
+    from dsparsers.verification.loader import ParserLibrary
+
+    registry = current_registry()
+    if directory is not None:
+        manifest_path = Path(directory) / "dsparsers.json"
+        try:
+            manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise UsageError(f"--dir {directory}: cannot read {manifest_path.name}: {exc}") from None
+        architecture = registry.get(arch or manifest["architecture"]).architecture
+        params = architecture.params_from_dict(manifest["params"])
+        library = library or Path(directory) / ("build-sanitize" if sanitize else "build") / manifest["library"]
+        function = function or manifest["function"]
+    else:
+        missing = [name for name, value in (("--lib", library), ("--func", function), ("--arch", arch)) if not value]
+        if missing:
+            raise UsageError(f"{', '.join(missing)} required (or --dir with a generated directory)")
+        architecture = registry.get(arch).architecture
+        params = architecture.head_params(None, options(classes, input_size, extra, arch))
+    rerun_under_sanitizers_if_needed(library)
+    if onnx_path is not None:
+        return _conform_on_images(library, function, architecture, params, directory, onnx_path, images,
+                                  int(abi) if abi else None, classes, extra)
+    with ParserLibrary(library, function, int(abi) if abi else None, kind=architecture.parser_kind) as parser:
+        with err.status(f"conformance: {examples} examples through {function}...") as status:
+            report = run_conformance(parser, architecture, params, examples=examples, seed=seed,
+                                     progress=lambda n: status.update(f"conformance: example {n}/{examples}"))
+            if hostile:
+                status.update("conformance: hostile inputs...")
+                run_hostile(parser, architecture, params, report)
+    render_report(report, out)
+    sys.exit(0 if report.passed else 1)
+
+
+# -- fuzz ---------------------------------------------------------------------------------------
+@main.command()
+@click.option("--arch", help="Fuzz dsparsers' own parser for this architecture's canonical head.")
+@click.option("--dir", "directory", type=click.Path(path_type=Path), help="Or a generated directory.")
+@click.option("--seconds", default=30, show_default=True, type=click.IntRange(1, 10**6))
+@click.option("-o", "--output", type=click.Path(path_type=Path), help="Work directory (fuzzer, corpus, crashes) [default: a temporary one].")
+def fuzz(arch, directory, seconds, output):
+    """Fuzz a generated parser with libFuzzer (clang) under ASan + UBSan."""
+    import tempfile
+
+    from dsparsers.generation.codegen import render_parser
+    from dsparsers.verification.fuzz import base_case_for, build_fuzzer, run_fuzzer
+    from dsparsers.generation.output_dir import write_directory
+
+    if (arch is None) == (directory is None):
+        raise UsageError("give --arch or --dir")
+    work = Path(output) if output else Path(tempfile.mkdtemp(prefix="dsparsers-fuzz-"))
+    registry = current_registry()
+    if arch is not None:
+        architecture = registry.get(arch).architecture
+        params = architecture.head_params(None, options(None, None, (), arch))
+        directory = work / "parser"
+        write_directory(directory, render_parser(architecture, params, requested_as=arch,
+                                                 template_dirs=registry.template_dirs()).files, force=True)
+    else:
+        try:
+            manifest = json.loads((Path(directory) / "dsparsers.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            raise UsageError(f"--dir {directory}: not a directory written by `dsparsers generate`") from None
+        architecture = registry.get(manifest["architecture"]).architecture
+        params = architecture.params_from_dict(manifest["params"])
+    with err.status("building the fuzzer (clang, libFuzzer, ASan + UBSan)..."):
+        binary = build_fuzzer(Path(directory), work / "fuzzer")
+    with err.status("finding a valid input with objects to seed the fuzzer..."):
+        base = base_case_for(architecture, params, work / "base.case")
+    with err.status(f"fuzzing for {seconds} s..."):
+        result = run_fuzzer(binary, seconds=seconds, workdir=work, base_case=base)
+    table = Table(title=f"fuzzing {directory}", title_justify="left", show_header=False)
+    table.add_column("what")
+    table.add_column("value", overflow="fold")
+    table.add_row("executions", f"{result.executions} in {result.seconds:.0f} s ({result.per_second:.0f}/s)")
+    table.add_row("crashes", ", ".join(map(str, result.crashes)) or "none")
+    table.add_row("log", str(result.log))
+    out.print(table)
+    sys.exit(1 if result.crashes else 0)
+
+
+# -- bench --------------------------------------------------------------------------------------
+@main.command()
+@click.option("--arch", help="Architecture whose head the input follows (and whose parser to build).")
+@click.option("--report", is_flag=True, help="Every architecture's canonical parser (and the patched compact one): a Markdown table.")
+@click.option("--lib", "library", type=click.Path(path_type=Path), help="Parser library to time [default: dsparsers' own, built for the head].")
+@click.option("--func", "function", help="Parse function name (with --lib).")
+@click.option("--input", "input_size", default="640", show_default=True, help="Network input: 640, 1280 or WxH.")
+@click.option("--classes", type=int, help="Class count [default: 80].")
+@click.option("-O", "extra", multiple=True, metavar="KEY=VALUE", help="Architecture-specific option.")
+@click.option("--density", default=0.01, show_default=True, type=click.FloatRange(0, 1), help="Fraction of candidates above threshold.")
+@click.option("--mode", type=click.Choice(["hot", "rotating", "both"]), default="both", show_default=True)
+@click.option("--iterations", default=2000, show_default=True, type=click.IntRange(10, 10**7))
+@click.option("--abi", type=click.Choice(["8", "9"]), help="Object layout of --lib [default: its build record, else 9].")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def bench(arch, report, library, function, input_size, classes, extra, density, mode, iterations, abi, as_json):
+    """Time a parser per frame against the speed-of-memory floor, in the same run."""
+    from dsparsers.verification.bench import family_report, report_markdown, run_bench
+    from dsparsers.verification.loader import ParserLibrary
+
+    registry = current_registry()
+    if report:
+        with err.status("benchmarking every architecture..."):
+            rows = family_report(registry, density=density, iterations=iterations, build=cached_build)
+        print(report_markdown(rows))
+        return
+    if not arch:
+        raise UsageError("--arch is required (or --report for every architecture)")
+    architecture = registry.get(arch).architecture
+    params = architecture.head_params(None, options(classes, input_size, extra, arch))
+    if library is None:
+        if function is not None:
+            raise UsageError("--func goes with --lib")
+        result = cached_build(architecture, params, arch)
+        library, function = result.library, result.function
+    elif function is None:
+        raise UsageError("--lib needs --func")
+    modes = ("hot", "rotating") if mode == "both" else (mode,)
+    with ParserLibrary(library, function, int(abi) if abi else None, kind=architecture.parser_kind) as parser:
+        with err.status(f"timing {function} ({iterations} frames per mode)..."):
+            try:
+                results = run_bench(parser, architecture, params, density=density, modes=modes, iterations=iterations)
+            except NotImplementedError as exc:
+                raise UsageError(f"--arch {arch}: {exc}") from None
+    if as_json:
+        print(json.dumps({"architecture": architecture.name, "head": architecture.describe(params), "library": str(library),
+                          "function": function, "density": density, "results": [
+                              {"mode": r.mode, "frames": r.frames, "frame_bytes": r.frame_bytes, "objects": r.objects,
+                               "median_us": r.median_us, "p90_us": r.p90_us, "floor_median_us": r.floor_median_us,
+                               "ratio": r.ratio} for r in results]}, indent=2))
+        return
+    table = Table(title=f"{function}: {architecture.describe(params)}, density {density:g}", title_justify="left")
+    for column in ("mode", "frames", "MB/frame", "objects", "median us", "p90 us", "read floor us", "ratio"):
+        table.add_column(column, justify="right")
+    for r in results:
+        table.add_row(r.mode, str(r.frames), f"{r.frame_bytes / 1e6:.2f}", str(r.objects), f"{r.median_us:.1f}",
+                      f"{r.p90_us:.1f}", f"{r.floor_median_us:.1f}", f"{r.ratio:.2f}x")
+    out.print(table)
+
+
+def _conform_on_images(library, function, architecture, params, directory, onnx_path, images, abi, classes=None,
+                       extra=()) -> None:
+    """`conform --onnx MODEL --image IMG`: the library against the reference on the model's real outputs."""
+    from dsparsers.verification.conformance import compare
+    from dsparsers.emulation.run import Emulator, settings_for_model, settings_from_config
+
+    if not images:
+        raise UsageError("--onnx needs --image (repeatable): the pictures to run the model on")
+    config_path = None
+    if directory is None:  # the head as the model has it, not the canonical one
+        from dsparsers.model.reader import load_model
+
+        params = architecture.head_params(load_model(onnx_path), options(classes, None, extra, architecture.name))
+    else:
+        manifest = json.loads((Path(directory) / "dsparsers.json").read_text(encoding="utf-8"))
+        config_path = Path(directory) / manifest["config"]
+    if config_path is not None:
+        settings = settings_from_config(config_path, onnx=onnx_path, library=library, function=function, abi=abi)
+    else:
+        settings = settings_for_model(onnx_path, library, function, arch=architecture.name, abi=abi)
+    from dsparsers.emulation.preprocess import load_image
+
+    pictures = [(Path(p), load_image(p)) for p in images]
+    table = Table(title=f"{function} vs the {architecture.name} reference on {onnx_path}'s outputs", title_justify="left")
+    for column in ("image", "parser objects", "reference objects", "verdict"):
+        table.add_column(column, overflow="fold")
+    failed = 0
+    with Emulator(settings) as emulator:
+        step = emulator.model.batch_size(int(settings.config.get("batch-size")))
+        for start in range(0, len(pictures), step):
+            chunk = pictures[start:start + step]
+            frames = emulator.model.infer([emulator.preprocessing.tensor(p)[0] for _, p in chunk])
+            for (path, _), layers in zip(chunk, frames):
+                from dsparsers.api.abi_types import ParserCase
+
+                case = ParserCase(layers, emulator.model.network, emulator.params)
+                expected = architecture.reference(case, params)
+                actual = emulator.library.parse(case)
+                mismatch = compare(expected, actual)
+                failed += mismatch is not None
+                table.add_row(str(path), f"{len(actual.objects)}{'' if actual.accepted else ' (false)'}",
+                              f"{len(expected.objects)}{'' if expected.accepted else ' (rejects)'}",
+                              "[green]PASS[/]" if mismatch is None else f"[red]FAIL[/] {mismatch.summary}")
+    out.print(table)
+    verdict = "[bold green]PASS[/]" if not failed else f"[bold red]FAIL[/] ({failed} of {len(pictures)} image(s))"
+    out.print(f"{verdict} {function} on the real outputs of {onnx_path}", markup=True)
+    sys.exit(1 if failed else 0)

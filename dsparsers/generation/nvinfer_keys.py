@@ -1,0 +1,160 @@
+"""The Gst-nvinfer config keys: names, value types, nvinfer's defaults and ranges, and how a value is
+written in GKeyFile syntax. PROPERTY_KEYS and CLASS_ATTRS_KEYS are the source of truth for every key
+dsparsers writes (``config_writer``) or reads (``dsparsers.emulation.config_reader``): a key not in
+them, or a value of the wrong type, cannot reach a user's pipeline.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from dsparsers.generation.escaping import keyfile_value
+
+
+@dataclass(frozen=True)
+class KeySpec:
+    """One nvinfer config key: value type, nvinfer's default, what it does, and whether ``dsparsers run``
+    emulates it (``run``; keys with ``run=False`` load fine and are reported as ignored when set)."""
+
+    type: type  # int, float, str, bool (written 0/1), list (';'-separated items of ``item``)
+    default: object
+    doc: str
+    item: type = float  # item type of a list key
+    run: bool = False
+    choices: tuple | None = None  # the values nvinfer accepts, when it is an enumeration
+    minimum: float | None = None
+
+
+def _k(type_: type, default: object, doc: str, **kw) -> KeySpec:
+    return KeySpec(type_, default, doc, **kw)
+
+
+#: The documented Gst-nvinfer ``[property]`` keys (DeepStream 6.2 to 9.1).
+PROPERTY_KEYS: dict[str, KeySpec] = {
+    "gpu-id": _k(int, 0, "GPU to run on"),
+    "net-scale-factor": _k(float, 1.0, "pixel scale: y = net-scale-factor * (x - offsets)", run=True),
+    "offsets": _k(list, None, "per-channel mean subtracted before scaling (network channel order)", run=True),
+    "model-color-format": _k(int, 0, "0 RGB, 1 BGR, 2 GRAY", run=True, choices=(0, 1, 2)),
+    "onnx-file": _k(str, None, "ONNX model; nvinfer builds the TensorRT engine from it", run=True),
+    "model-engine-file": _k(str, None, "serialized TensorRT engine"),
+    "int8-calib-file": _k(str, None, "INT8 calibration cache"),
+    "model-file": _k(str, None, "Caffe model"),
+    "proto-file": _k(str, None, "Caffe prototxt"),
+    "mean-file": _k(str, None, "PPM mean image subtracted before scaling (not emulated)"),
+    "uff-file": _k(str, None, "UFF model"),
+    "uff-input-blob-name": _k(str, None, "UFF input layer name"),
+    "uff-input-dims": _k(list, None, "UFF input dims C;H;W;order (deprecated)", item=int),
+    "uff-input-order": _k(int, 0, "UFF input order: 0 NCHW, 1 NHWC, 2 NC", choices=(0, 1, 2)),
+    "tlt-encoded-model": _k(str, None, "TAO encoded model"),
+    "tlt-model-key": _k(str, None, "TAO model key"),
+    "custom-network-config": _k(str, None, "custom network config for engine-create-func-name"),
+    "engine-create-func-name": _k(str, None, "custom engine creation function"),
+    "labelfile-path": _k(str, None, "class labels, one per line", run=True),
+    "batch-size": _k(int, 1, "frames per inference", minimum=1, run=True),
+    "network-mode": _k(int, 0, "0 FP32, 1 INT8, 2 FP16, 3 BEST", choices=(0, 1, 2, 3)),
+    "num-detected-classes": _k(int, None, "classes the detector reports", minimum=1, run=True),
+    "interval": _k(int, 0, "frames skipped between inferences", minimum=0),
+    "gie-unique-id": _k(int, 1, "id of this inference element"),
+    "operate-on-gie-id": _k(int, -1, "secondary mode: infer on objects of this element"),
+    "operate-on-class-ids": _k(list, None, "secondary mode: infer on objects of these classes", item=int),
+    "process-mode": _k(int, 1, "1 primary (full frame), 2 secondary (objects)", choices=(1, 2), run=True),
+    "network-type": _k(int, 0, "0 detector, 1 classifier, 2 segmentation, 3 instance segmentation, 100 other",
+                       choices=(0, 1, 2, 3, 100), run=True),
+    "cluster-mode": _k(int, 0, "0 groupRectangles, 1 DBSCAN, 2 NMS, 3 DBSCAN+NMS, 4 none",
+                       choices=(0, 1, 2, 3, 4), run=True),
+    "maintain-aspect-ratio": _k(bool, False, "letterbox instead of stretching", run=True),
+    "symmetric-padding": _k(bool, False, "centre the letterbox padding", run=True),
+    "parse-bbox-func-name": _k(str, None, "exported parse function", run=True),
+    "parse-bbox-instance-mask-func-name": _k(str, None, "exported instance-mask parse function"),
+    "parse-classifier-func-name": _k(str, None, "exported classifier parse function"),
+    "custom-lib-path": _k(str, None, "parser library", run=True),
+    "output-instance-mask": _k(bool, False, "attach instance masks to objects"),
+    "segmentation-threshold": _k(float, None, "mask probability threshold"),
+    "infer-dims": _k(list, None, "input dims C;H;W when the model does not fix them", item=int, run=True),
+    "input-dims": _k(list, None, "input dims C;H;W;order (deprecated)", item=int),
+    "output-blob-names": _k(list, None, "output layer names", item=str),
+    "output-io-formats": _k(list, None, "output layer:type:format", item=str),
+    "layer-device-precision": _k(list, None, "layer:precision:device", item=str),
+    "force-implicit-batch-dim": _k(bool, False, "build an implicit-batch engine"),
+    "workspace-size": _k(int, None, "TensorRT workspace (MB)"),
+    "network-input-order": _k(int, 0, "0 NCHW, 1 NHWC", choices=(0, 1), run=True),
+    "scaling-filter": _k(int, 0, "NvBufSurfTransform interpolation: 0 nearest, 1 bilinear, 2-6 others",
+                         choices=(0, 1, 2, 3, 4, 5, 6), run=True),
+    "scaling-compute-hw": _k(int, 0, "0 default, 1 GPU, 2 VIC", choices=(0, 1, 2)),
+    "output-tensor-meta": _k(bool, False, "attach raw output tensors as metadata"),
+    "input-tensor-from-meta": _k(bool, False, "take pre-processed tensors from nvdspreprocess"),
+    "disable-output-host-copy": _k(bool, False, "leave output tensors on the GPU"),
+    "classifier-threshold": _k(float, None, "classifier: minimum probability"),
+    "classifier-async-mode": _k(bool, False, "classifier: infer asynchronously"),
+    "classifier-type": _k(str, None, "classifier: type label"),
+    "secondary-reinfer-interval": _k(int, 0, "secondary: frames between re-inferences of an object"),
+    "input-object-min-width": _k(int, 0, "secondary: smallest object inferred"),
+    "input-object-min-height": _k(int, 0, "secondary: smallest object inferred"),
+    "input-object-max-width": _k(int, 0, "secondary: largest object inferred"),
+    "input-object-max-height": _k(int, 0, "secondary: largest object inferred"),
+    "enable-dbscan": _k(bool, False, "use DBSCAN (deprecated: cluster-mode)"),
+    "enable-dla": _k(bool, False, "run on a DLA core"),
+    "use-dla-core": _k(int, 0, "DLA core"),
+    "filter-out-class-ids": _k(list, None, "class ids dropped from the output", item=int, run=True),
+    "crop-objects-to-roi-boundary": _k(bool, False, "clip objects to the ROI (for a primary: the frame)", run=True),
+}
+
+#: The ``[class-attrs-all]`` / ``[class-attrs-N]`` keys.
+CLASS_ATTRS_KEYS: dict[str, KeySpec] = {
+    "pre-cluster-threshold": _k(float, 0.2, "drop objects below this confidence before clustering", run=True),
+    "threshold": _k(float, None, "old name of pre-cluster-threshold", run=True),
+    "post-cluster-threshold": _k(float, 0.0, "keep objects strictly above this after clustering", run=True),
+    "nms-iou-threshold": _k(float, 0.3, "NMS overlap threshold", run=True),
+    "topk": _k(int, -1, "objects kept per class after clustering (-1: all)", run=True),
+    "eps": _k(float, None, "DBSCAN: neighbourhood radius"),
+    "minBoxes": _k(int, None, "DBSCAN: minimum boxes of a cluster"),
+    "dbscan-min-score": _k(float, None, "DBSCAN: minimum cluster score"),
+    "group-threshold": _k(int, None, "groupRectangles: minimum group size"),
+    "roi-top-offset": _k(int, 0, "objects above this frame row are dropped (not emulated)"),
+    "roi-bottom-offset": _k(int, 0, "objects below frame height minus this are dropped (not emulated)"),
+    "detected-min-w": _k(int, 0, "minimum object width in frame pixels", run=True),
+    "detected-min-h": _k(int, 0, "minimum object height in frame pixels", run=True),
+    "detected-max-w": _k(int, 0, "maximum object width in frame pixels (0: none)", run=True),
+    "detected-max-h": _k(int, 0, "maximum object height in frame pixels (0: none)", run=True),
+}
+
+CLASS_ATTRS_ALL = "class-attrs-all"
+CLASS_ATTRS_PREFIX = "class-attrs-"
+
+
+def class_section_id(section: str) -> int | None:
+    """N for ``class-attrs-N``, else None."""
+    rest = section[len(CLASS_ATTRS_PREFIX):] if section.startswith(CLASS_ATTRS_PREFIX) else ""
+    return int(rest) if rest.isdigit() else None
+
+
+def keys_of(section: str) -> dict[str, KeySpec]:
+    if section == "property":
+        return PROPERTY_KEYS
+    if section == CLASS_ATTRS_ALL or class_section_id(section) is not None:
+        return CLASS_ATTRS_KEYS
+    raise KeyError(f"unknown nvinfer config section [{section}]")
+
+
+def format_value(key: str, spec: KeySpec, value: object) -> str:
+    if spec.type is bool:
+        if not isinstance(value, bool):
+            raise TypeError(f"{key}: expected a boolean, got {value!r}")
+        return "1" if value else "0"
+    if spec.type is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise TypeError(f"{key}: expected an integer, got {value!r}")
+        return str(value)
+    if spec.type is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise TypeError(f"{key}: expected a number, got {value!r}")
+        return repr(float(value))
+    if spec.type is list:
+        if spec.item is float:
+            return ";".join(repr(float(v)) for v in value)
+        if spec.item is int:
+            return ";".join(str(int(v)) for v in value)
+        return ";".join(keyfile_value(str(v)).replace(";", "\\;") for v in value)
+    if not isinstance(value, str):
+        raise TypeError(f"{key}: expected text, got {value!r}")
+    return keyfile_value(value)
