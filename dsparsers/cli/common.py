@@ -109,25 +109,9 @@ def print_load_lines(result) -> None:
 
 
 def cached_build(architecture, params, requested_as):
-    """dsparsers' own parser for ``params``, generated and built once into the cache directory."""
-    import hashlib
+    """dsparsers' own parser for ``params``, generated and built once into the build cache."""
+    from dsparsers.library.parser_build import build_parser
 
-    from dsparsers.library.meson_build import build_directory
-    from dsparsers.generation.codegen import render_parser
-    from dsparsers.generation.output_dir import write_directory
-    from dsparsers.paths import cache_dir
-
-    generated = render_parser(architecture, params, requested_as=requested_as, template_dirs=current_registry().template_dirs())
-    key = hashlib.sha256("".join(sorted(generated.files.values())).encode()).hexdigest()[:16]
-    directory = cache_dir() / "bench" / f"{requested_as}-{key}"
-    library = directory / "build" / generated.library_file
-    if not library.is_file():
-        write_directory(directory, generated.files, force=True)
-        with err.status(f"building {generated.function_name} for the benchmark..."):
-            return build_directory(directory, deepstream_include="bundled")
-    from dsparsers.library.meson_build import BuildResult
-    from dsparsers.verification.loader import read_library_info
-
-    info = read_library_info(library) or {}
-    return BuildResult(library, generated.function_name, int(info.get("abi", 9)), str(info.get("headers", "bundled")),
-                       directory / "build.log")
+    with err.status(f"building {architecture.function_name} (once; cached)..."):
+        return build_parser(architecture, params, requested_as=requested_as, cached=True,
+                            template_dirs=current_registry().template_dirs()).result

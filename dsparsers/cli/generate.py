@@ -29,10 +29,9 @@ from dsparsers.errors import UsageError
               "would let you use, on this machine, and say what the patch saves per frame.")
 def generate(arch, onnx_path, output, classes, input_size, extra, do_build, abi, deepstream_include, force, bench_patch):
     """Write a parser (C++, meson.build, nvinfer config, labels) for a model or a canonical head."""
-    from dsparsers.generation.codegen import render_parser
-    from dsparsers.model.reader import load_model
-    from dsparsers.generation.output_dir import write_directory
     from dsparsers.api.selection import choose
+    from dsparsers.library.parser_build import build_parser
+    from dsparsers.model.reader import load_model
 
     registry = current_registry()
     model = load_model(onnx_path) if onnx_path is not None else None
@@ -42,9 +41,8 @@ def generate(arch, onnx_path, output, classes, input_size, extra, do_build, abi,
     stem = choice.requested_as
     output = output or Path(f"parser_{stem.replace('-', '_')}")
     onnx_file = os.path.relpath(Path(onnx_path).resolve(), Path(output).resolve()) if model else None
-    generated = render_parser(architecture, params, requested_as=stem, model=model, onnx_file=onnx_file,
-                              template_dirs=registry.template_dirs())
-    write_directory(output, generated.files, force=force)
+    generated = build_parser(architecture, params, Path(output), requested_as=stem, model=model, onnx_file=onnx_file,
+                             template_dirs=registry.template_dirs(), build=False, force=force).generated
     table = Table(title=f"generated {architecture.name}" + (f" (as {stem})" if stem != architecture.name else ""),
                   title_justify="left", show_header=False)
     table.add_column("what")

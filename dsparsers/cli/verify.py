@@ -39,15 +39,13 @@ def conform(library, function, arch, directory, examples, abi, seed, classes, in
 
     registry = current_registry()
     if directory is not None:
-        manifest_path = Path(directory) / "dsparsers.json"
-        try:
-            manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as exc:
-            raise UsageError(f"--dir {directory}: cannot read {manifest_path.name}: {exc}") from None
-        architecture = registry.get(arch or manifest["architecture"]).architecture
-        params = architecture.params_from_dict(manifest["params"])
-        library = library or Path(directory) / ("build-sanitize" if sanitize else "build") / manifest["library"]
-        function = function or manifest["function"]
+        from dsparsers.generation.manifest import read_manifest
+
+        manifest = read_manifest(directory, option="--dir")
+        architecture = registry.get(arch or manifest.architecture).architecture
+        params = architecture.params_from_dict(manifest.params)
+        library = library or manifest.library_path("build-sanitize" if sanitize else "build")
+        function = function or manifest.function
     else:
         missing = [name for name, value in (("--lib", library), ("--func", function), ("--arch", arch)) if not value]
         if missing:
@@ -79,9 +77,9 @@ def fuzz(arch, directory, seconds, output):
     """Fuzz a generated parser with libFuzzer (clang) under ASan + UBSan."""
     import tempfile
 
-    from dsparsers.generation.codegen import render_parser
+    from dsparsers.generation.manifest import read_manifest
+    from dsparsers.library.parser_build import build_parser
     from dsparsers.verification.fuzz import base_case_for, build_fuzzer, run_fuzzer
-    from dsparsers.generation.output_dir import write_directory
 
     if (arch is None) == (directory is None):
         raise UsageError("give --arch or --dir")
@@ -91,15 +89,12 @@ def fuzz(arch, directory, seconds, output):
         architecture = registry.get(arch).architecture
         params = architecture.head_params(None, options(None, None, (), arch))
         directory = work / "parser"
-        write_directory(directory, render_parser(architecture, params, requested_as=arch,
-                                                 template_dirs=registry.template_dirs()).files, force=True)
+        build_parser(architecture, params, directory, requested_as=arch, template_dirs=registry.template_dirs(),
+                     build=False)
     else:
-        try:
-            manifest = json.loads((Path(directory) / "dsparsers.json").read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            raise UsageError(f"--dir {directory}: not a directory written by `dsparsers generate`") from None
-        architecture = registry.get(manifest["architecture"]).architecture
-        params = architecture.params_from_dict(manifest["params"])
+        manifest = read_manifest(directory, option="--dir")
+        architecture = registry.get(manifest.architecture).architecture
+        params = architecture.params_from_dict(manifest.params)
     with err.status("building the fuzzer (clang, libFuzzer, ASan + UBSan)..."):
         binary = build_fuzzer(Path(directory), work / "fuzzer")
     with err.status("finding a valid input with objects to seed the fuzzer..."):
@@ -189,8 +184,9 @@ def _conform_on_images(library, function, architecture, params, directory, onnx_
 
         params = architecture.head_params(load_model(onnx_path), options(classes, None, extra, architecture.name))
     else:
-        manifest = json.loads((Path(directory) / "dsparsers.json").read_text(encoding="utf-8"))
-        config_path = Path(directory) / manifest["config"]
+        from dsparsers.generation.manifest import read_manifest
+
+        config_path = read_manifest(directory, option="--dir").config_path()
     if config_path is not None:
         settings = settings_from_config(config_path, onnx=onnx_path, library=library, function=function, abi=abi)
     else:

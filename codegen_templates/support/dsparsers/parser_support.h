@@ -412,6 +412,40 @@ inline bool all_finite(float a, float b, float c, float d) {
     return std::isfinite(a) && std::isfinite(b) && std::isfinite(c) && std::isfinite(d);
 }
 
+// The best class of `count` values read with `load` at `values + k * stride` (k = 0..count-1): the
+// largest value, NaN never wins, ties keep the lower class. `score` is -INFINITY and `class_id` 0 when
+// every value is NaN. The one argmax every family's C++ uses (the Python side's is reference.best_class).
+template <typename T>
+inline void best_class(const T* values, size_t stride, unsigned count, float& score, unsigned& class_id) {
+    score = -INFINITY;
+    class_id = 0;
+    for (unsigned c = 0; c < count; ++c) {
+        const float value = load(values, static_cast<size_t>(c) * stride);
+        if (value > score) {  // NaN never wins; ties keep the lower class
+            score = value;
+            class_id = c;
+        }
+    }
+}
+
+// Calls `decode(data)` with the layer's buffer as `const float*` (FLOAT) or `const uint16_t*` (HALF,
+// read through load()); any other data type is reported and refused. Returns whether it decoded.
+template <typename Decode>
+inline bool with_float_data(const char* parser, const NvDsInferLayerInfo& layer, Decode&& decode) {
+    switch (layer.dataType) {
+        case FLOAT:
+            decode(static_cast<const float*>(layer.buffer));
+            return true;
+        case HALF:
+            decode(static_cast<const uint16_t*>(layer.buffer));
+            return true;
+        default:
+            report(parser, "layer \"%s\" has data type %s; expected FLOAT or HALF", layer_name(layer),
+                   data_type_name(layer.dataType));
+            return false;
+    }
+}
+
 }  // namespace dsparsers
 
 #endif  // DSPARSERS_PARSER_SUPPORT_H
