@@ -39,6 +39,7 @@ def fake_model(text: str) -> ModelInfo:
                      inputs=(), outputs=(), metadata={})
 
 
+@pytest.mark.cpp
 @pytest.mark.parametrize("arch", ARCHITECTURES)
 @settings(max_examples=3, deadline=None)
 @given(text=strings)

@@ -3,6 +3,8 @@ once must give every thread its own right answer; two generate --build runs at o
 
 from __future__ import annotations
 
+import pytest
+
 import subprocess
 import sys
 import threading
@@ -11,6 +13,9 @@ import numpy as np
 
 from dsparsers.verification.loader import ParserLibrary
 from dsparsers.api.abi_types import DetectionParams, Layer, NetworkInfo, ParserCase
+
+#: every test here compiles or runs C++
+pytestmark = pytest.mark.cpp
 
 
 def frame(seed: int) -> ParserCase:

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import pytest
+
 import subprocess
 from pathlib import Path
 
 from dsparsers.library.meson_build import build_environment, meson_command
 from conftest import REPO
+
+#: every test here compiles or runs C++
+pytestmark = pytest.mark.cpp
 
 REPO = REPO
 

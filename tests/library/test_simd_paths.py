@@ -21,6 +21,9 @@ from dsparsers.generation.codegen import render_parser
 from dsparsers.generation.output_dir import write_directory
 from conftest import TESTS
 
+#: every test here compiles or runs C++
+pytestmark = pytest.mark.cpp
+
 DRIVER = TESTS / "cpp_parsers" / "simd_paths.cpp"
 FLAGS = ["-O3", "-std=c++17", "-fno-trapping-math"]  # as the generated meson.build
 CHECKS = {"ROWS": "deepstream-yolo", "COLUMNS": "yolo11"}

@@ -13,6 +13,9 @@ import pytest
 from dsparsers.verification.bench import run_bench
 from dsparsers.api.abi_types import DetectionParams, Layer, NetworkInfo, ParserCase
 
+#: every test here compiles or runs C++
+pytestmark = pytest.mark.cpp
+
 
 def test_bench_command_reports_parser_and_floor(tmp_path):
     result = subprocess.run([sys.executable, "-m", "dsparsers.cli", "bench", "--arch", "yolo11", "--iterations", "40",

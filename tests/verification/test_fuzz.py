@@ -12,7 +12,8 @@ import pytest
 from dsparsers.api.registry import Registry
 
 ARCHITECTURES = [p.architecture.name for p in Registry(load_entry_points=False).architectures()]
-pytestmark = pytest.mark.skipif(shutil.which("clang++") is None, reason="fuzzing needs clang++ (apt-get install clang)")
+pytestmark = [pytest.mark.cpp,
+              pytest.mark.skipif(shutil.which("clang++") is None, reason="fuzzing needs clang++ (apt-get install clang)")]
 
 
 def cli(*args):

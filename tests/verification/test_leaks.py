@@ -11,6 +11,9 @@ from hypothesis import HealthCheck, find, settings
 from dsparsers.api.registry import Registry
 from dsparsers.verification.replay import check_leaks, valgrind_available
 
+#: every test here compiles or runs C++
+pytestmark = pytest.mark.cpp
+
 MASK_ARCHITECTURES = [p.architecture.name for p in Registry(load_entry_points=False).architectures()
                       if p.architecture.parser_kind == "instance-mask"]
 ITERATIONS = 100

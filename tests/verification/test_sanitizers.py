@@ -11,6 +11,9 @@ import pytest
 
 from dsparsers.api.registry import Registry
 
+#: every test here compiles or runs C++
+pytestmark = pytest.mark.cpp
+
 ARCHITECTURES = [p.architecture.name for p in Registry(load_entry_points=False).architectures()]
 REPORTS = ("AddressSanitizer", "runtime error:", "LeakSanitizer", "Segmentation fault")
 
