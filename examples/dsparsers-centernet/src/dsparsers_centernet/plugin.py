@@ -16,7 +16,7 @@ cluster: cluster-mode=4.
 
 This module is what dsparsers loads to list and generate: the matcher, the parameters, the template
 context, the config defaults and the hooks. It imports neither NumPy nor Hypothesis, so ``dsparsers
-plugins`` and ``dsparsers generate`` stay fast and need no test dependencies. The verification side
+plugins`` and ``dsparsers generate`` stay fast and load none of the verification dependencies. That side
 (reference decoder, Hypothesis strategy, benchmark frame, explain) is in ``reference.py``, which the
 ``CenterNet`` methods of the same names import on first use.
 
