@@ -49,20 +49,11 @@ def peak_mask(plane: np.ndarray) -> np.ndarray:
 def find_layers(case: ParserCase, params: CenterNetParams) -> dict[str, Layer | None]:
     """Exactly the C++ lookup: each role by its names (name order, then layer order); the missing
     ones by shape, in role order, among the layers no role has taken."""
-    found: dict[str, Layer | None] = {
-        role: next((layer for name in params.names(role) for layer in case.layers if layer.name == name), None)
-        for role in ROLES}
-    shape_ok = {
-        "heatmap": lambda d: len(d) == 3 and d[0] == params.num_classes,
-        "wh": lambda d: len(d) == 3 and d[0] == 2,
-        "reg": lambda d: len(d) == 3 and d[0] == 2,
-    }
-    for role in ROLES:
-        if found[role] is None:
-            found[role] = next((layer for layer in case.layers
-                                if not any(layer is other for other in found.values())
-                                and shape_ok[role](layer.reported_dims)), None)
-    return found
+    return ref.find_roles(case.layers, {role: params.names(role) for role in ROLES}, {
+        "heatmap": lambda layer: len(layer.reported_dims) == 3 and layer.reported_dims[0] == params.num_classes,
+        "wh": lambda layer: len(layer.reported_dims) == 3 and layer.reported_dims[0] == 2,
+        "reg": lambda layer: len(layer.reported_dims) == 3 and layer.reported_dims[0] == 2,
+    })
 
 
 def reference(case: ParserCase, params: CenterNetParams) -> ParseOutcome:
