@@ -13,7 +13,6 @@ import os
 import subprocess
 import sys
 from importlib.metadata import entry_points, version
-from pathlib import Path
 
 import pytest
 from conftest import REPO
