@@ -62,6 +62,8 @@ _PUBLIC: dict[str, tuple[str, str | None]] = {
     "bench_inputs": ("dsparsers.verification.bench_inputs", None),
     "graph_patch": ("dsparsers.model.patch", None),
     "COCO80": ("dsparsers.emulation.datasets", "COCO80"),
+    # for a plugin's own tests: the ready-made conformance test (pytest)
+    "conformance_tests": ("dsparsers.verification.pytest_plugin", "conformance_tests"),
 }
 
 __all__ = ["__version__", "hookimpl", *_PUBLIC]  # noqa: PLE0604
@@ -93,3 +95,4 @@ if TYPE_CHECKING:  # for type checkers and IDEs: the same names, eagerly
     from dsparsers.model import patch as graph_patch
     from dsparsers.model.reader import ModelInfo, NodeInfo, TensorInfo
     from dsparsers.verification import bench_inputs, strategies
+    from dsparsers.verification.pytest_plugin import conformance_tests

@@ -1,4 +1,8 @@
-"""`dsparsers new-plugin`: an installable plugin package with a working example head and its tests."""
+"""`dsparsers new-plugin`: an installable plugin package with a working example head and its tests.
+
+The package splits like the built-in families: ``plugin.py`` (matcher, parameters, template context,
+config, hooks; no NumPy or Hypothesis at import) and ``reference.py`` (reference decoder and Hypothesis
+strategy, imported by the architecture's methods on first use)."""
 
 from __future__ import annotations
 
@@ -31,7 +35,8 @@ def scaffold_files(name: str) -> dict[str, str]:
         "pyproject.toml": fill("pyproject.toml.tmpl"),
         "README.md": fill("README.md.tmpl"),
         f"{package}/__init__.py": fill("__init__.py.tmpl"),
-        f"{package}/plugin.py": fill("plugin.py.tmpl"),
+        f"{package}/plugin.py": fill("plugin.py.tmpl"),  # what dsparsers loads: no NumPy, no Hypothesis
+        f"{package}/reference.py": fill("reference.py.tmpl"),  # reference decoder and strategy, loaded lazily
         f"{package}/templates/{module}.cpp.j2": fill("template.cpp.j2.tmpl"),
         f"tests/test_{module}.py": fill("test_plugin.py.tmpl"),
     }

@@ -13,7 +13,6 @@ import os
 import subprocess
 import sys
 from importlib.metadata import entry_points, version
-from pathlib import Path
 
 import pytest
 from conftest import REPO
@@ -52,6 +51,7 @@ def test_cli_lists_the_plugin():
     assert {"centernet-heatmap", "ctdet"} <= set(entry["aliases"])
 
 
+@pytest.mark.cpp  # builds a parser in a subprocess
 def test_generate_build_and_conform(tmp_path):
     out = tmp_path / "parser_centernet"
     generated = _run("-m", "dsparsers.cli", "generate", "--arch", "centernet", "-o", str(out), "--build")
@@ -62,6 +62,27 @@ def test_generate_build_and_conform(tmp_path):
     assert conformed.returncode == 0, conformed.stdout + conformed.stderr[-4000:]
 
 
+@pytest.mark.cpp  # builds a parser in a subprocess
 def test_example_package_tests_pass():
     result = _run("-m", "pytest", str(EXAMPLE / "tests"), "-q", "-p", "no:cacheprovider")
     assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-2000:]
+
+
+def test_plugin_module_imports_neither_numpy_nor_hypothesis():
+    """dsparsers_centernet.plugin is what `dsparsers plugins` and `generate` load: NumPy and Hypothesis
+    come only with reference.py, when a reference, strategy or bench case is first asked for."""
+    code = """
+import sys
+import dsparsers
+import dsparsers_centernet.plugin as plugin
+arch = plugin.CenterNet()
+params = arch.head_params(None, dsparsers.GenerateOptions(num_classes=3))
+arch.template_context(params)
+print(sorted(m for m in ("numpy", "hypothesis") if m in sys.modules))
+arch.strategy(params)
+print(sorted(m for m in ("numpy", "hypothesis") if m in sys.modules))
+"""
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
+                            env={**os.environ, "DSPARSERS_LOAD_PLUGINS": ""}, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split("\n")[:2] == ["[]", "['hypothesis', 'numpy']"]
