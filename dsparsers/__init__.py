@@ -44,6 +44,7 @@ _PUBLIC: dict[str, tuple[str, str | None]] = {
     "ModelInfo": ("dsparsers.model.reader", "ModelInfo"),
     "TensorInfo": ("dsparsers.model.reader", "TensorInfo"),
     "NodeInfo": ("dsparsers.model.reader", "NodeInfo"),
+    "load_model": ("dsparsers.model.reader", "load_model"),
     # the ABI data model: a parser's inputs and outputs (NumPy)
     "DataType": ("dsparsers.api.abi_types", "DataType"),
     "Layer": ("dsparsers.api.abi_types", "Layer"),
@@ -93,6 +94,6 @@ if TYPE_CHECKING:  # for type checkers and IDEs: the same names, eagerly
     from dsparsers.emulation.datasets import COCO80
     from dsparsers.errors import ModelError, UsageError
     from dsparsers.model import patch as graph_patch
-    from dsparsers.model.reader import ModelInfo, NodeInfo, TensorInfo
+    from dsparsers.model.reader import ModelInfo, NodeInfo, TensorInfo, load_model
     from dsparsers.verification import bench_inputs, strategies
     from dsparsers.verification.pytest_plugin import conformance_tests

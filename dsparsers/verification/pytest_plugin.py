@@ -12,7 +12,7 @@ Fixtures:
 
 The ready-made conformance test, parametrised over every architecture a plugin registers::
 
-    from dsparsers.verification.pytest_plugin import conformance_tests
+    from dsparsers import conformance_tests
     import my_package.plugin
 
     test_conformance = conformance_tests(my_package.plugin, examples=100)

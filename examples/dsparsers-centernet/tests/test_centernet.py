@@ -186,7 +186,7 @@ def _onnx_head(tmp_path, sigmoid=True, names=("hm", "wh", "reg"), classes=3, gri
     path = tmp_path / "centernet.onnx"
     onnx.save(model, str(path))
     # loading a model is not part of the plugin API (dsparsers does it for the plugin); the test does it itself
-    from dsparsers.model.reader import load_model
+    from dsparsers import load_model
 
     return load_model(path)
 
