@@ -193,8 +193,11 @@ class InferConfig:
 
         def attrs(section: str, base: ClassAttrs) -> ClassAttrs:
             values = {name: self.get(key, section) for key, name in ClassAttrs.KEYS.items() if self.has(key, section)}
-            if "pre_cluster_threshold" not in values and self.has("threshold", section):
-                values["pre_cluster_threshold"] = self.get("threshold", section)  # the key's old name
+            if self.has("threshold", section):  # the key's old name; gst_nvinfer_parse_class_attrs reads the
+                old = self.sections[section]["threshold"]  # keys in file order, so the later of the two wins
+                new = self.sections[section].get("pre-cluster-threshold")
+                if new is None or old.line > new.line:
+                    values["pre_cluster_threshold"] = old.value
             return _dc.replace(base, **values)
 
         base = attrs(CLASS_ATTRS_ALL, ClassAttrs())

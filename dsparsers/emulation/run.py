@@ -300,7 +300,7 @@ class Detection:
     #: instance models: the parser's mask (probabilities covering the box, any resolution), else None
     mask: np.ndarray | None = field(default=None, repr=False, compare=False)
 
-    def as_json(self, mask_threshold: float = 0.5) -> dict:
+    def as_json(self, mask_threshold: float = 0.0) -> dict:
         record = {"class_id": self.class_id, "label": self.label, "confidence": round(self.confidence, 6),
                   "left": round(self.left, 3), "top": round(self.top, 3), "width": round(self.width, 3),
                   "height": round(self.height, 3)}
@@ -329,11 +329,11 @@ class FrameResult:
         text = ", ".join(f"{label} x{n}" for label, n in ranked[:count])
         return text + (", ..." if len(ranked) > count else "") if text else "-"
 
-    def as_json(self) -> dict:
+    def as_json(self, mask_threshold: float = 0.0) -> dict:
         return {"file": str(self.source), "width": self.width, "height": self.height, "output": self.output,
                 "parser_returned": self.accepted, "parser_objects": self.parser_objects,
                 "letterbox": dataclasses.asdict(self.geometry),
-                "detections": [d.as_json() for d in self.detections]}
+                "detections": [d.as_json(mask_threshold) for d in self.detections]}
 
 
 class Emulator:
@@ -471,7 +471,7 @@ def render_outputs(results: list[FrameResult], pictures: Sequence[np.ndarray], s
         drawn.save(buffer, format="PNG", optimize=True)
         files[name] = buffer.getvalue()
     record = {"generator": f"dsparsers {__version__} run", **(extra or {}), "settings": settings,
-              "images": [r.as_json() for r in results]}
+              "images": [r.as_json(float(settings.get("segmentation-threshold", 0.0))) for r in results]}
     files[DETECTIONS_JSON] = json.dumps(record, indent=2, ensure_ascii=True) + "\n"
     return files
 

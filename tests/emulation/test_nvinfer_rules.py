@@ -273,6 +273,14 @@ def test_legacy_keys_select_what_nvinfer_selects():
     assert parse_keyfile("[property]\nis-classifier=1\nnetwork-type=0\n").network_type() == 0
 
 
+def test_threshold_and_pre_cluster_threshold_the_later_wins():
+    # gst_nvinfer_parse_class_attrs walks g_key_file_get_keys in file order; both keys set preClusterThreshold
+    first = parse_keyfile("[property]\nnum-detected-classes=1\n[class-attrs-all]\nthreshold=0.4\npre-cluster-threshold=0.6\n")
+    second = parse_keyfile("[property]\nnum-detected-classes=1\n[class-attrs-all]\npre-cluster-threshold=0.6\nthreshold=0.4\n")
+    assert first.cluster_settings().all.pre_cluster_threshold == 0.6
+    assert second.cluster_settings().all.pre_cluster_threshold == 0.4
+
+
 def test_class_groups_are_read_as_strtoull_reads_them():
     # gst_nvinfer_parse_config_file: class_index = g_ascii_strtoull(rest) -> "5x" is class 5; "x" is invalid
     c = parse_keyfile("[property]\nnum-detected-classes=6\n[class-attrs-5x]\ntopk=2\n")

@@ -285,3 +285,14 @@ def test_demo_runs_end_to_end_and_says_the_boxes_mean_nothing(tmp_path):
     assert image["detections"] and (image["width"], image["height"]) == (640, 480)
     assert (out / image["output"]).is_file()
     assert record["settings"]["network"]["width"] == 320
+
+
+def test_conform_on_the_model_outputs_takes_the_deepstream_release(setup, tmp_path):
+    work, _, library, white, _ = setup
+    base = ["conform", "--lib", library, "--func", "NvDsInferParseYoloAnchorFree", "--arch", "yolo11",
+            "--onnx", work / "head.onnx", "--image", white]
+    run = cli(*base, "--deepstream-version", "6.2")
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "PASS" in run.stdout
+    run = cli(*base, "--deepstream-version", "7.3")
+    assert run.returncode == 2 and "--deepstream-version" in run.stderr
