@@ -5,17 +5,20 @@ After clustering (dsparsers.emulation.clustering), nvinfer's ``attach_metadata_d
 
 1. ``left = (left - offset_left) / ratio_x + roi_left``, ``width = width / ratio_x`` (same for y), with the
    Geometry of dsparsers.emulation.preprocess (``roi_left``/``roi_top`` are 0 for a primary on whole frames);
-2. DeepStream 9.x only: ``top`` and ``left`` raised to 0 when negative, the size unchanged (so the far edge
-   moves);
+2. DeepStream 6.3 and later: ``top`` and ``left`` raised to 0 when negative, the size unchanged (so the far
+   edge moves); DeepStream 6.2 does this only inside the crop branch of step 4, after the size filters;
 3. ``filter-out-class-ids``, then per class (``[class-attrs-N]`` over ``[class-attrs-all]``)
    ``detected-min-w``/``-h`` (drop when smaller) and ``detected-max-w``/``-h`` (drop when larger; 0 means no
    limit), on the box as it is at this point (before any cropping);
-4. without ``crop-objects-to-roi-boundary`` (or in DeepStream 6.2, which does not have the key): drop the
-   object when ``top < roi-top-offset`` or ``top + height > frame height - roi-bottom-offset`` (so a box
-   reaching past the frame's bottom is dropped; one past the right edge is kept);
-   with it (9.x): ``top`` raised to ``roi-top-offset`` keeping the height, ``width = frame width - left``
-   when ``left + width >= frame width``, ``height = frame height - roi-bottom-offset - top`` when ``top +
-   height`` exceeds that.
+4. without ``crop-objects-to-roi-boundary``: drop the object when ``top < roi-top-offset`` or ``top + height
+   > frame height - roi-bottom-offset`` (so a box reaching past the frame's bottom is dropped, one past the
+   right edge kept, and in 6.2 one whose top is negative dropped too);
+   with it: (6.2: left/top raised to 0 keeping the size, then) ``top`` raised to ``roi-top-offset`` keeping
+   the height, ``width = frame width - left`` when ``left + width >= frame width``, ``height = frame height -
+   roi-bottom-offset - top`` when ``top + height`` exceeds that.
+
+Releases (sources read: DeepStream 9.0 and 9.1 from GitHub NVIDIA/DeepStream; 6.2 and 6.3 from copies of the
+SDK's sources): 6.3, 9.0 and 9.1 share one rule, 6.2 the other.
 
 ``frame height - roi-bottom-offset`` is unsigned arithmetic in nvinfer (both are unsigned): an offset above
 the frame height wraps around and drops nothing, as here. Objects keep the order they come in (class-major
@@ -33,7 +36,7 @@ from dsparsers.api.abi_types import DETECTION_DTYPE
 from dsparsers.emulation.preprocess import Geometry
 
 #: The DeepStream releases whose back-projection rules are emulated, oldest first; the last is the default.
-DEEPSTREAM_VERSIONS = ("6.2", "9.0", "9.1")
+DEEPSTREAM_VERSIONS = ("6.2", "6.3", "9.0", "9.1")
 NEWEST_DEEPSTREAM = DEEPSTREAM_VERSIONS[-1]
 
 
@@ -41,16 +44,17 @@ NEWEST_DEEPSTREAM = DEEPSTREAM_VERSIONS[-1]
 class BackprojectionRule:
     """What differs between releases in ``attach_metadata_detector``."""
 
-    #: left/top raised to 0 keeping the size (DS 9.x; DS 6.2 leaves negative coordinates as they are)
+    #: left/top raised to 0 keeping the size before the filters (6.3 on; 6.2 does it only when cropping)
     clamp_left_top: bool
-    #: whether the release knows ``crop-objects-to-roi-boundary`` (DS 6.2's parser only warns about it)
-    has_crop_to_roi: bool
+    #: whether the release knows ``crop-objects-to-roi-boundary``
+    has_crop_to_roi: bool = True
 
 
 RULES = {
-    "6.2": BackprojectionRule(clamp_left_top=False, has_crop_to_roi=False),
-    "9.0": BackprojectionRule(clamp_left_top=True, has_crop_to_roi=True),
-    "9.1": BackprojectionRule(clamp_left_top=True, has_crop_to_roi=True),
+    "6.2": BackprojectionRule(clamp_left_top=False),
+    "6.3": BackprojectionRule(clamp_left_top=True),
+    "9.0": BackprojectionRule(clamp_left_top=True),
+    "9.1": BackprojectionRule(clamp_left_top=True),
 }
 
 
@@ -168,6 +172,10 @@ def roi_edges(objects: np.ndarray, filters: FrameFilters, frame_width: int, fram
             roi_top = f(limits.roi_top_offset)
             bottom = f((int(frame_height) - int(limits.roi_bottom_offset)) % 2**32)  # unsigned subtraction
             if crop:
+                if top < 0:  # a no-op after step 2; DS 6.2 clamps only here
+                    top = f(0)
+                if left < 0:
+                    left = f(0)
                 if top < roi_top:
                     top = roi_top
                 if f(left + width) >= f(frame_width):

@@ -34,6 +34,13 @@ from dsparsers.api.abi_types import DETECTION_DTYPE, DataType, DetectionParams, 
 from dsparsers.emulation.clustering import CLUSTER_NONE, ClusterSettings, dbscan_classes, postprocess
 from dsparsers.emulation.preprocess import Geometry, Preprocessing, load_image
 
+#: [property] keys of DeepStream 9.1's gstnvinfer_property_parser.h that an older release's header lacks (its
+#: parser warns "Unknown or legacy key" and ignores them), by release
+_NEWER_THAN_63 = ("dump-input-tensor", "dump-output-tensor", "dynamic-properties", "ip-tensor-file", "op-tensor-files",
+                  "overwrite-input-tensor", "overwrite-output-tensor", "parse-segmentation-func-name",
+                  "raw-output-file-write", "stabilize-buffer-count", "strongly-typed", "warmup-engine")
+KEYS_SINCE = {"6.2": frozenset(_NEWER_THAN_63 + ("auto-inc-mem", "max-gpu-mem-per")), "6.3": frozenset(_NEWER_THAN_63)}
+
 #: pictures per onnxruntime call when the model's batch dimension is symbolic and batch-size is 1
 SYMBOLIC_BATCH = 8
 #: JSON file written beside the pictures
@@ -195,6 +202,9 @@ def _settings(config: InferConfig, onnx, library, function, abi, overrides, sour
     if not rule.has_crop_to_roi and config.has("crop-objects-to-roi-boundary"):
         notes.append(f"crop-objects-to-roi-boundary: DeepStream {deepstream} does not know this key (it only warns): "
                      "objects are not cropped")
+    unknown = sorted(k for k in config.sections.get("property", {}) if k in KEYS_SINCE.get(str(deepstream), ()))
+    if unknown:
+        notes.append(f"DeepStream {deepstream} does not know {', '.join(unknown)} (nvinfer only warns and ignores them)")
     if config.get("scaling-filter") not in (0, 1, 6):
         notes.append(f"scaling-filter={config.get('scaling-filter')}: approximated by bilinear scaling")
     if config.has("mean-file"):

@@ -1,7 +1,7 @@
 """dsparsers run against NVIDIA's own code, rule by rule.
 
 Every expected value here is derived by hand from DeepStream's sources (GitHub NVIDIA/DeepStream, 9.1 unless
-said otherwise; the DS 6.2 rule from a 2018-2021 copy of the same file); the file and function are named in
+said otherwise; DS 6.2 and 6.3 from copies of the SDK's sources); the file and function are named in
 each test. The property tests at the end check clustering and back-projection over random frames against a
 separate, plainer statement of the same rules.
 """
@@ -69,10 +69,12 @@ def test_a_box_ending_on_the_network_bottom_is_dropped_by_float_rounding_in_stre
 
 
 def test_left_and_top_are_raised_to_zero_keeping_the_size_in_ds9_but_not_in_ds62():
-    # DS 9.1: `if(obj.top < 0) obj.top = 0; if(obj.left < 0) obj.left = 0;` before the filters.
-    # DS 6.2: no clamp; the negative top then fails `obj.top < roiTopOffset` (0) and the object is dropped.
+    # DS 6.3 to 9.1: `if(obj.top < 0) obj.top = 0; if(obj.left < 0) obj.left = 0;` before the filters.
+    # DS 6.2: that clamp is only in the crop branch; without it the negative top fails `obj.top <
+    # roiTopOffset` (0) and the object is dropped.
     objects = detections([(0, -10, 20, 50, 60, 0.9)])  # frame left -20, top -40, 100 x 120
     assert rows(backproject(objects, LETTERBOX, FrameFilters(), 640, 480, deepstream="9.1")) == [(0, 0, 0, 100, 120)]
+    assert rows(backproject(objects, LETTERBOX, FrameFilters(), 640, 480, deepstream="6.3")) == [(0, 0, 0, 100, 120)]
     assert rows(backproject(objects, LETTERBOX, FrameFilters(), 640, 480, deepstream="6.2")) == []
     # a negative left alone survives in 6.2, unclamped
     objects = detections([(0, -10, 60, 50, 60, 0.9)])  # frame left -20, top 40
@@ -121,12 +123,15 @@ def test_crop_raises_top_keeping_height_and_trims_right_and_bottom_after_the_siz
     assert rows(backproject(edge, LETTERBOX, filters, 640, 480)) == [(0, 473.5075378417969, 120, 166.49246215820312, 20)]
 
 
-def test_crop_key_is_unknown_to_ds62():
-    # DS 6.2's attach_metadata_detector has no crop branch: the object past the bottom is dropped anyway.
-    filters = FrameFilters(crop_objects_to_roi_boundary=True)
-    objects = detections([(0, 100, 250, 20, 40, 0.9)])  # bottom 500 > 480
-    assert rows(backproject(objects, LETTERBOX, filters, 640, 480, deepstream="6.2")) == []
-    assert rows(backproject(objects, LETTERBOX, filters, 640, 480, deepstream="9.1")) == [(0, 200, 420, 40, 60)]
+def test_ds62_clamps_left_and_top_only_when_cropping():
+    # DS 6.2, crop_objects_to_roi_boundary branch: `if (obj.top < 0) obj.top = 0; if (obj.left < 0) obj.left =
+    # 0;` then the roi-top-offset raise and the right/bottom trims, all after the size filters.
+    filters = FrameFilters(crop_objects_to_roi_boundary=True, default_limits=SizeLimits(roi_top_offset=10))
+    objects = detections([(0, -10, 20, 50, 60, 0.9),   # frame -20, -40, 100 x 120 -> 0, 0 -> top 10
+                          (0, 100, 250, 20, 40, 0.9)])  # frame 200, 420, 40 x 80 -> height 480 - 420
+    expected = [(0, 0, 10, 100, 120), (0, 200, 420, 40, 60)]
+    assert rows(backproject(objects, LETTERBOX, filters, 640, 480, deepstream="6.2")) == expected
+    assert rows(backproject(objects, LETTERBOX, filters, 640, 480, deepstream="9.1")) == expected
 
 
 def test_size_filters_see_the_clamped_box_and_nan_passes_them():
@@ -449,12 +454,12 @@ def plain_backproject(objects, g, width, height, limits: SizeLimits, crop: bool,
     top = ((o["top"] - f32(g.offset_top)).astype(np.float64) / g.ratio_y + g.crop_top).astype(np.float32)
     w = (o["width"].astype(np.float64) / g.ratio_x).astype(np.float32)
     h = (o["height"].astype(np.float64) / g.ratio_y).astype(np.float32)
-    if ds != "6.2":
+    if ds != "6.2" or crop:  # 6.2 clamps in the crop branch, after the size filters, which do not look at it
         left, top = np.where(left < 0, f32(0), left), np.where(top < 0, f32(0), top)
     keep = ~((w < limits.min_w) | (h < limits.min_h) | ((limits.max_w > 0) & (w > limits.max_w))
              | ((limits.max_h > 0) & (h > limits.max_h)))
     bottom = f32((height - limits.roi_bottom_offset) % 2**32)
-    if crop and ds != "6.2":
+    if crop:
         top = np.where(top < f32(limits.roi_top_offset), f32(limits.roi_top_offset), top)
         w = np.where((left + w) >= f32(width), f32(width) - left, w)
         h = np.where((top + h) > bottom, bottom - top, h)
@@ -479,7 +484,7 @@ def test_backprojection_matches_a_plain_statement_over_random_frames(frame, obje
     got = rows(backproject(detections(objects), g, filters, width, height, deepstream=ds))
     assert got == plain_backproject(objects, g, width, height, limits, crop, ds)
     for _, left, top, w, h in got:  # what nvinfer guarantees about what it attaches
-        if ds != "6.2":
-            assert left >= 0 and top >= limits.roi_top_offset or (crop and top >= 0)
-        if not (crop and ds != "6.2"):
+        if ds != "6.2" or crop:
+            assert left >= 0 and top >= 0 and (top >= limits.roi_top_offset or not crop)
+        if not crop:
             assert top >= limits.roi_top_offset and f32(f32(top) + f32(h)) <= f32((height - limits.roi_bottom_offset) % 2**32)

@@ -166,12 +166,16 @@ def test_crop_and_deepstream_release(setup, tmp_path):
     (image,) = json.loads((out / "detections.json").read_text())["images"]
     assert boxes(image) == [A, C, E, F_CROPPED]  # DS 9.1: F's height trimmed to the frame, E's top clamped
     run = cli("run", "--config", config, "--image", white, "-o", out, "--force", "--deepstream-version", "6.2",
-              "--set", "crop-objects-to-roi-boundary=1")
+              "--set", "crop-objects-to-roi-boundary=1", "--set", "strongly-typed=1")
     assert run.returncode == 0, run.stderr
     record = json.loads((out / "detections.json").read_text())
-    # DS 6.2: no left/top clamp, so E's top -20 < roi-top-offset 0 drops it; no crop key, so F is dropped
-    assert boxes(record["images"][0]) == [A, C] and record["settings"]["deepstream"] == "6.2"
-    assert "DeepStream 6.2 does not know this key" in run.stderr
+    # DS 6.2 clamps E's top in its crop branch: the same objects
+    assert boxes(record["images"][0]) == [A, C, E, F_CROPPED] and record["settings"]["deepstream"] == "6.2"
+    assert "DeepStream 6.2 does not know strongly-typed" in run.stderr
+    run = cli("run", "--config", config, "--image", white, "-o", out, "--force", "--deepstream-version", "6.2")
+    assert run.returncode == 0, run.stderr
+    # DS 6.2 without crop: no left/top clamp, so E's top -20 < roi-top-offset 0 drops it; F past the bottom too
+    assert boxes(json.loads((out / "detections.json").read_text())["images"][0]) == [A, C]
 
 
 def test_cluster_mode_4_keeps_both_overlapping_boxes(setup, tmp_path):
