@@ -8,6 +8,7 @@ import click
 from rich.table import Table
 
 from dsparsers.cli.common import (err, main, out)
+from dsparsers.emulation.backproject import DEEPSTREAM_VERSIONS, NEWEST_DEEPSTREAM
 from dsparsers.errors import UsageError
 
 
@@ -24,7 +25,10 @@ from dsparsers.errors import UsageError
 @click.option("--abi", type=click.Choice(["8", "9"]), help="Object layout the library was built for [default: its build record, else 9].")
 @click.option("--demo", is_flag=True, help="Run on a tiny random-weight YOLO11 model and a picture dsparsers draws itself (nothing downloaded).")
 @click.option("--force", is_flag=True, help="Write into a non-empty directory dsparsers did not write.")
-def run_command(config_path, onnx_path, library, function, arch, images, output, overrides, abi, demo, force):
+@click.option("--deepstream-version", "deepstream", type=click.Choice(DEEPSTREAM_VERSIONS), default=NEWEST_DEEPSTREAM,
+              show_default=True, help="DeepStream release whose rules to follow where releases differ (back-projection).")
+def run_command(config_path, onnx_path, library, function, arch, images, output, overrides, abi, demo, force,
+                deepstream=NEWEST_DEEPSTREAM):
     """Emulate nvinfer on pictures, end to end, and draw the detections (no DeepStream needed)."""
     from dsparsers.emulation.run import run_pictures, settings_for_model, settings_from_config
 
@@ -47,12 +51,13 @@ def run_command(config_path, onnx_path, library, function, arch, images, output,
     abi_value = int(abi) if abi else None
     if config_path is not None:
         settings = settings_from_config(config_path, onnx=onnx_path, library=library, function=function,
-                                        abi=abi_value, overrides=overrides)
+                                        abi=abi_value, overrides=overrides, deepstream=deepstream)
     else:
         missing = [name for name, value in (("--onnx", onnx_path), ("--lib", library), ("--func", function)) if not value]
         if missing:
             raise UsageError(f"{', '.join(missing)} required without --config (or give --config CONFIG)")
-        settings = settings_for_model(onnx_path, library, function, arch=arch, abi=abi_value, overrides=overrides)
+        settings = settings_for_model(onnx_path, library, function, arch=arch, abi=abi_value, overrides=overrides,
+                                      deepstream=deepstream)
     output = output or Path("dsparsers-run")
     for line in settings.notes:
         err.print(f"[yellow]note:[/] {line}", markup=True)

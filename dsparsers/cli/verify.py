@@ -11,6 +11,7 @@ from rich.table import Table
 
 from dsparsers.cli.common import (cached_build, err, main, options, out, current_registry,
                                   rerun_under_sanitizers_if_needed)
+from dsparsers.emulation.backproject import DEEPSTREAM_VERSIONS, NEWEST_DEEPSTREAM
 from dsparsers.errors import UsageError
 
 
@@ -31,8 +32,10 @@ from dsparsers.errors import UsageError
 @click.option("--sanitize", is_flag=True, help="With --dir: test the `build --sanitize` library (ASan + UBSan).")
 @click.option("--onnx", "onnx_path", type=click.Path(path_type=Path), help="Compare on this model's real outputs (with --image) instead of generated cases.")
 @click.option("--image", "images", multiple=True, type=click.Path(path_type=Path), help="With --onnx: a picture to run the model on (repeatable).")
+@click.option("--deepstream-version", "deepstream", type=click.Choice(DEEPSTREAM_VERSIONS), default=NEWEST_DEEPSTREAM,
+              show_default=True, help="With --onnx: DeepStream release whose config rules to follow.")
 def conform(library, function, arch, directory, examples, abi, seed, classes, input_size, extra, hostile, sanitize,
-            onnx_path=None, images=()):
+            onnx_path=None, images=(), deepstream=NEWEST_DEEPSTREAM):
     """Check a parser library against the reference decoder on generated tensors."""
     from dsparsers.verification.conformance import render_report, run_conformance, run_hostile
     from dsparsers.verification.loader import ParserLibrary
@@ -55,7 +58,7 @@ def conform(library, function, arch, directory, examples, abi, seed, classes, in
     rerun_under_sanitizers_if_needed(library)
     if onnx_path is not None:
         return _conform_on_images(library, function, architecture, params, directory, onnx_path, images,
-                                  int(abi) if abi else None, classes, extra)
+                                  int(abi) if abi else None, classes, extra, deepstream)
     with ParserLibrary(library, function, int(abi) if abi else None, kind=architecture.parser_kind) as parser:
         with err.status(f"conformance: {examples} examples through {function}...") as status:
             report = run_conformance(parser, architecture, params, examples=examples, seed=seed,
@@ -171,7 +174,7 @@ def bench(arch, report, library, function, input_size, classes, extra, density, 
 
 
 def _conform_on_images(library, function, architecture, params, directory, onnx_path, images, abi, classes=None,
-                       extra=()) -> None:
+                       extra=(), deepstream=NEWEST_DEEPSTREAM) -> None:
     """`conform --onnx MODEL --image IMG`: the library against the reference on the model's real outputs."""
     from dsparsers.verification.conformance import compare
     from dsparsers.emulation.run import Emulator, settings_for_model, settings_from_config
@@ -188,9 +191,13 @@ def _conform_on_images(library, function, architecture, params, directory, onnx_
 
         config_path = read_manifest(directory, option="--dir").config_path()
     if config_path is not None:
-        settings = settings_from_config(config_path, onnx=onnx_path, library=library, function=function, abi=abi)
+        settings = settings_from_config(config_path, onnx=onnx_path, library=library, function=function, abi=abi,
+                                        deepstream=deepstream)
     else:
-        settings = settings_for_model(onnx_path, library, function, arch=architecture.name, abi=abi)
+        settings = settings_for_model(onnx_path, library, function, arch=architecture.name, abi=abi,
+                                      deepstream=deepstream)
+    for line in settings.notes:
+        err.print(f"[yellow]note:[/] {line}", markup=True)
     from dsparsers.emulation.preprocess import load_image
 
     pictures = [(Path(p), load_image(p)) for p in images]

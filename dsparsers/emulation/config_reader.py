@@ -82,13 +82,23 @@ def convert_value(key: str, spec: KeySpec, raw: str) -> object:
                 values.append(_scalar(item if spec.item is str else item.strip(), spec.item))
             except ValueError as exc:
                 raise ValueError(f"item {index}: {exc}") from None
+        if spec.length is not None and len(values) != spec.length:
+            raise ValueError(f"expected exactly {spec.length} values, got {len(values)}")
         return values
     value = _scalar(raw, spec.type)
+    check_range(spec, value)
+    return value
+
+
+def check_range(spec: KeySpec, value: object) -> None:
+    """ValueError when ``value`` is outside the range or choices nvinfer's property parser accepts for the key
+    (gstnvinfer_property_parser.cpp: negative thresholds, sizes and topk, nms-iou-threshold outside [0, 1], ...)."""
     if spec.choices is not None and value not in spec.choices:
         raise ValueError(f"expected one of {', '.join(map(str, spec.choices))}, got {value!r}")
     if spec.minimum is not None and value < spec.minimum:
-        raise ValueError(f"expected at least {spec.minimum:g}, got {value!r}")
-    return value
+        raise ValueError(f"expected at least {spec.minimum:g}, got {value!r} (nvinfer refuses it)")
+    if spec.maximum is not None and value > spec.maximum:
+        raise ValueError(f"expected at most {spec.maximum:g}, got {value!r} (nvinfer refuses it)")
 
 
 def _suggest(word: str, options) -> str:
@@ -106,6 +116,8 @@ class InferConfig:
 
     path: Path
     sections: dict[str, dict[str, Setting]] = field(default_factory=dict)
+    #: what nvinfer only warns about (unknown keys, keys in the wrong group, ignored groups), ``file:line: ...``
+    warnings: list[str] = field(default_factory=list)
 
     # -- locations and errors ---------------------------------------------------------------
     def where(self, key: str | None = None, section: str = "property") -> str:
@@ -181,8 +193,11 @@ class InferConfig:
 
         def attrs(section: str, base: ClassAttrs) -> ClassAttrs:
             values = {name: self.get(key, section) for key, name in ClassAttrs.KEYS.items() if self.has(key, section)}
-            if "pre_cluster_threshold" not in values and self.has("threshold", section):
-                values["pre_cluster_threshold"] = self.get("threshold", section)  # the key's old name
+            if self.has("threshold", section):  # the key's old name; gst_nvinfer_parse_class_attrs reads the
+                old = self.sections[section]["threshold"]  # keys in file order, so the later of the two wins
+                new = self.sections[section].get("pre-cluster-threshold")
+                if new is None or old.line > new.line:
+                    values["pre_cluster_threshold"] = old.value
             return _dc.replace(base, **values)
 
         base = attrs(CLASS_ATTRS_ALL, ClassAttrs())
@@ -193,7 +208,21 @@ class InferConfig:
                 raise ConfigError(f"{self.where(None)}: [{section}]: class {class_id} is not below "
                                   f"num-detected-classes={num_classes}")
             per_class[class_id] = attrs(section, base)
-        return ClusterSettings(num_classes, self.get("cluster-mode"), base, per_class)
+        return ClusterSettings(num_classes, self.cluster_mode(), base, per_class)
+
+    def cluster_mode(self) -> int:
+        """The cluster mode nvinfer uses: cluster-mode when the file sets it, else 1 (DBSCAN) when the legacy
+        enable-dbscan is true, else 0 (gstnvinfer_property_parser.cpp, gst_nvinfer_parse_props: enable-dbscan
+        is ignored when cluster-mode is set; the init params start zeroed, NvDsInferContext_ResetInitParams)."""
+        if self.has("cluster-mode"):
+            return int(self.get("cluster-mode"))
+        return 1 if self.get("enable-dbscan") else 0
+
+    def network_type(self) -> int:
+        """network-type, or the legacy is-classifier when network-type is not set (gst_nvinfer_parse_props)."""
+        if not self.has("network-type") and self.has("is-classifier"):
+            return 1 if self.get("is-classifier") else 0
+        return int(self.get("network-type"))
 
     def to_nvinfer_config(self) -> NvinferConfig:
         """The same values as a writable NvinferConfig (no comments), sections and keys in file order."""
@@ -213,11 +242,16 @@ def _add(config: InferConfig, section: str, key: str, raw: str, line: int) -> No
         raise ConfigError(f"{where}: [{section}]: unknown section") from None
     spec = table.get(key)
     if spec is None:
+        # nvinfer only prints "Unknown key" / "Unknown or legacy key" and goes on
+        # (gstnvinfer_property_parser.cpp: gst_nvinfer_parse_other_attribute, gst_nvinfer_parse_class_attrs)
         other = CLASS_ATTRS_KEYS if table is PROPERTY_KEYS else PROPERTY_KEYS
         if key in other:
             home = "[class-attrs-all] or [class-attrs-N]" if other is CLASS_ATTRS_KEYS else "[property]"
-            raise ConfigError(f"{where}: {key}: belongs in {home}, not [{section}]")
-        raise ConfigError(f"{where}: {key}: unknown nvinfer key in [{section}]{_suggest(key, table)}")
+            config.warnings.append(f"{where}: {key}: belongs in {home}, not [{section}]; nvinfer ignores it here")
+        else:
+            config.warnings.append(f"{where}: {key}: unknown key in [{section}]; nvinfer only warns and ignores it"
+                                   f"{_suggest(key, table)}")
+        return
     try:
         value = convert_value(key, spec, raw)
     except ValueError as exc:
@@ -225,13 +259,36 @@ def _add(config: InferConfig, section: str, key: str, raw: str, line: int) -> No
     config.sections.setdefault(section, {})[key] = Setting(value, line)  # GKeyFile: the last one wins
 
 
+def _class_group(config: InferConfig, name: str, line: int) -> str:
+    """The canonical ``class-attrs-N`` of a group named ``class-attrs-<text>``, read as nvinfer reads it
+    (gstnvinfer_property_parser.cpp, gst_nvinfer_parse_config_file): the class id is what g_ascii_strtoull
+    takes from the start of the text (``class-attrs-5x`` is class 5); no digits at all, or a negative id, is
+    an error."""
+    rest = name[len(CLASS_ATTRS_PREFIX):]
+    match = re.match(r"[ \t\n\v\f\r]*([+-]?)([0-9]+)", rest)
+    if match is None:
+        raise ConfigError(f"{config.path}:{line}: [{name}]: invalid group; nvinfer wants class attributes in "
+                          f"[{CLASS_ATTRS_ALL}] or [{CLASS_ATTRS_PREFIX}<class-id>]")
+    value = int(match.group(2))
+    if match.group(1) == "-" and value:
+        raise ConfigError(f"{config.path}:{line}: [{name}]: class-id should be >= 0 (nvinfer refuses it)")
+    return f"{CLASS_ATTRS_PREFIX}{value}"
+
+
+#: the section name under which the keys of a group nvinfer ignores are dropped (no group has this name)
+_IGNORED = "\0ignored"
+
+
 def _open_section(config: InferConfig, name: str, line: int) -> str:
+    if name != "property" and name != CLASS_ATTRS_ALL and name.startswith(CLASS_ATTRS_PREFIX):
+        name = _class_group(config, name, line)
     try:
         keys_of(name)
     except KeyError:
-        known = ["property", CLASS_ATTRS_ALL, "class-attrs-0"]
-        raise ConfigError(f"{config.path}:{line}: [{name}]: unknown section (nvinfer reads [property], "
-                          f"[class-attrs-all] and [class-attrs-N]){_suggest(name, known)}") from None
+        # nvinfer reads [property] and the [class-attrs-*] groups and never looks at the others
+        config.warnings.append(f"{config.path}:{line}: [{name}]: not a group nvinfer reads ([property], "
+                               f"[class-attrs-all], [class-attrs-N]); ignored{_suggest(name, ['property', CLASS_ATTRS_ALL])}")
+        return _IGNORED
     config.sections.setdefault(name, {})
     return name
 
@@ -255,7 +312,16 @@ def parse_keyfile(text: str, path: Path | str = "<config>") -> InferConfig:
         key = key.strip()
         if section is None:
             raise ConfigError(f"{config.path}:{number}: {key}: before any [section] (nvinfer wants [property] first)")
-        _add(config, section, key, _unescape(value.strip()), number)
+        if section != _IGNORED:
+            _add(config, section, key, _unescape(value.strip()), number)
+    return _checked(config)
+
+
+def _checked(config: InferConfig) -> InferConfig:
+    """nvinfer's checks on the whole file (gstnvinfer_property_parser.cpp, gst_nvinfer_parse_config_file):
+    [property] is mandatory."""
+    if "property" not in config.sections:
+        raise ConfigError(f"{config.path}: no [property] group (nvinfer: \"Could not find group property\")")
     return config
 
 
@@ -280,6 +346,8 @@ def parse_yaml(text: str, path: Path | str = "<config>") -> InferConfig:
         section = _open_section(config, str(section_node.value), number)
         if isinstance(body, yaml.ScalarNode) and body.value in ("", "~", "null"):
             continue
+        if section == _IGNORED:
+            continue
         if not isinstance(body, yaml.MappingNode):
             raise ConfigError(f"{config.path}:{number}: [{section}]: expected a mapping of key: value")
         for key_node, value_node in body.value:
@@ -293,7 +361,7 @@ def parse_yaml(text: str, path: Path | str = "<config>") -> InferConfig:
             else:
                 raise ConfigError(f"{config.path}:{line}: {key_node.value}: expected a value, got a mapping")
             _add(config, section, str(key_node.value), raw, line)
-    return config
+    return _checked(config)
 
 
 def read_config(path: Path | str) -> InferConfig:
@@ -314,13 +382,17 @@ def read_config(path: Path | str) -> InferConfig:
     return parse_keyfile(text, path)
 
 
+def parse_labels(text: str) -> list[list[str]]:
+    """A labels file as nvinfer reads it (nvdsinfer_context_impl.cpp, InferPostprocessor::parseLabelsFile):
+    lines split on '\\n' only, empty lines skipped (a line of spaces, or a lone '\\r' of a CRLF file, is not
+    empty), each line split on ';' into its tokens, nothing stripped."""
+    return [line.split(";") for line in text.split("\n") if line]
+
+
 def read_labels(path: Path) -> list[str]:
-    """The labels of a labelfile-path file: one per line (nvinfer also splits a line on ';' for
-    classifiers; a detector's label is the whole line), trailing empty lines dropped."""
-    lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
-    while lines and not lines[-1].strip():
-        lines.pop()
-    return [line.strip() for line in lines]
+    """The detector label of each class: the first token of each labels line (nvinfer's detector output,
+    nvdsinfer_context_impl_output_parsing.cpp, uses ``m_Labels[c][0]``)."""
+    return [tokens[0] for tokens in parse_labels(path.read_bytes().decode("utf-8", errors="replace"))]
 
 
 def cluster_settings_of(text: str, path: Path | str = "<config>"):

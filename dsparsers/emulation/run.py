@@ -7,9 +7,11 @@ dimension, in ONNX output order and by name) -> nvinfer's post-parser steps (dsp
 pre-cluster filter, clustering, class-major order) -> back to frame pixels and the frame filters
 (dsparsers.emulation.backproject) -> an annotated PNG (dsparsers.emulation.draw) and a JSON record of the detections.
 
-What is not emulated is said, not hidden: the DBSCAN part of cluster-mode 3 (its NMS part runs),
-cluster-mode 1 (refused), the higher-order scaling filters (approximated by bilinear), and every key
-that run does not read (listed in the JSON's ``ignored_keys``). Where TensorRT would compute in FP16
+The back-projection rules are those of one DeepStream release (``deepstream``, default the newest; see
+dsparsers.emulation.backproject.DEEPSTREAM_VERSIONS), recorded in detections.json. What is not emulated is
+said, not hidden: DBSCAN where nvinfer would run it (cluster-mode 1 or 3 with minBoxes > 0: refused), the
+higher-order scaling filters (approximated by bilinear), and every key that run does not read (listed in
+the JSON's ``ignored_keys``); keys nvinfer only warns about are notes. Where TensorRT would compute in FP16
 or INT8, onnxruntime computes in FP32.
 """
 
@@ -25,12 +27,19 @@ from typing import Callable, Sequence
 import numpy as np
 
 from dsparsers import __version__
-from dsparsers.emulation.backproject import FrameFilters, backproject_indexed
+from dsparsers.emulation.backproject import (NEWEST_DEEPSTREAM, FrameFilters, backproject_indexed, rule_of)
 from dsparsers.errors import ConfigError, ModelError, UsageError
 from dsparsers.emulation.config_reader import InferConfig, parse_keyfile, read_config, read_labels
 from dsparsers.api.abi_types import DETECTION_DTYPE, DataType, DetectionParams, Layer, NetworkInfo, ParserCase
-from dsparsers.emulation.clustering import CLUSTER_DBSCAN, CLUSTER_DBSCAN_NMS_HYBRID, CLUSTER_NMS, ClusterSettings, postprocess
+from dsparsers.emulation.clustering import CLUSTER_NONE, ClusterSettings, dbscan_classes, postprocess
 from dsparsers.emulation.preprocess import Geometry, Preprocessing, load_image
+
+#: [property] keys of DeepStream 9.1's gstnvinfer_property_parser.h that an older release's header lacks (its
+#: parser warns "Unknown or legacy key" and ignores them), by release
+_NEWER_THAN_63 = ("dump-input-tensor", "dump-output-tensor", "dynamic-properties", "ip-tensor-file", "op-tensor-files",
+                  "overwrite-input-tensor", "overwrite-output-tensor", "parse-segmentation-func-name",
+                  "raw-output-file-write", "stabilize-buffer-count", "strongly-typed", "warmup-engine")
+KEYS_SINCE = {"6.2": frozenset(_NEWER_THAN_63 + ("auto-inc-mem", "max-gpu-mem-per")), "6.3": frozenset(_NEWER_THAN_63)}
 
 #: pictures per onnxruntime call when the model's batch dimension is symbolic and batch-size is 1
 SYMBOLIC_BATCH = 8
@@ -57,24 +66,28 @@ class RunSettings:
     notes: list[str] = field(default_factory=list)
     #: "detector" (network-type=0) or "instance-mask" (network-type=3: the mask parse function)
     parser_kind: str = "detector"
+    #: the DeepStream release whose rules run follows where releases differ
+    deepstream: str = NEWEST_DEEPSTREAM
 
     @property
     def segmentation_threshold(self) -> float:
+        """nvinfer's segmentationThreshold: the config's, else 0 (NvDsInferContext_ResetInitParams zeroes it)."""
         value = self.config.get("segmentation-threshold")
-        return 0.5 if value is None else float(value)
+        return 0.0 if value is None else float(value)
 
 
 def settings_from_config(path: Path | str, *, onnx: Path | None = None, library: Path | None = None,
                          function: str | None = None, abi: int | None = None,
-                         overrides: Sequence[str] = ()) -> RunSettings:
+                         overrides: Sequence[str] = (), deepstream: str = NEWEST_DEEPSTREAM) -> RunSettings:
     """Settings from an nvinfer config file; ``onnx``/``library``/``function`` replace its onnx-file,
     custom-lib-path and parse-bbox-func-name."""
     config = read_config(path)
-    return _settings(config, onnx, library, function, abi, overrides, f"{path}")
+    return _settings(config, onnx, library, function, abi, overrides, f"{path}", deepstream=deepstream)
 
 
 def settings_for_model(onnx: Path, library: Path, function: str, *, arch: str | None = None,
-                       abi: int | None = None, overrides: Sequence[str] = ()) -> RunSettings:
+                       abi: int | None = None, overrides: Sequence[str] = (),
+                       deepstream: str = NEWEST_DEEPSTREAM) -> RunSettings:
     """Settings without a config: those of the generated directory the library was built in (when it
     is one: DIR/build/lib*.so beside DIR/dsparsers.json), else the defaults ``dsparsers generate`` would
     write for the model's architecture (``arch``, or detected from the model)."""
@@ -88,7 +101,7 @@ def settings_for_model(onnx: Path, library: Path, function: str, *, arch: str | 
             config_path = None
         if config_path is not None and config_path.is_file():
             return settings_from_config(config_path, onnx=onnx, library=library, function=function, abi=abi,
-                                        overrides=overrides)
+                                        overrides=overrides, deepstream=deepstream)
     from dsparsers.generation.codegen import render_config
     from dsparsers.model.reader import load_model
     from dsparsers.api.registry import get_registry
@@ -105,7 +118,8 @@ def settings_for_model(onnx: Path, library: Path, function: str, *, arch: str | 
     config = parse_keyfile(config_text, Path(f"<{architecture.name} defaults>") / config_name)
     config.sections["property"].pop("labelfile-path", None)
     settings = _settings(config, onnx, library, function, abi, overrides,
-                         f"the defaults `dsparsers generate` writes for {architecture.name}", labels=params.labels())
+                         f"the defaults `dsparsers generate` writes for {architecture.name}", labels=params.labels(),
+                         deepstream=deepstream)
     return settings
 
 
@@ -135,25 +149,36 @@ def _apply_override(config: InferConfig, text: str) -> None:
 
 
 def _settings(config: InferConfig, onnx, library, function, abi, overrides, source,
-              labels: list[str] | None = None) -> RunSettings:
+              labels: list[str] | None = None, deepstream: str = NEWEST_DEEPSTREAM) -> RunSettings:
+    try:
+        rule = rule_of(deepstream)
+    except ValueError as exc:
+        raise UsageError(f"--deepstream-version: {exc}") from None
     for text in overrides:
         _apply_override(config, text)
-    network_type = config.get("network-type")
+    network_type = config.network_type()
     if network_type not in (0, 3):
         raise config.error("network-type", f"{network_type}: dsparsers run emulates detectors (network-type=0) and "
                            "instance segmentation (network-type=3)")
     masks = network_type == 3
     if masks and not config.get("output-instance-mask"):
         raise config.error("network-type", "3 (instance segmentation) needs output-instance-mask=1")
-    if masks and config.get("cluster-mode") != 4:
-        raise config.error("cluster-mode", f"{config.get('cluster-mode')}: nvinfer requires cluster-mode=4 for "
-                           "instance masks")
+    mode = config.cluster_mode()
+    if config.get("output-instance-mask") and mode != CLUSTER_NONE:
+        # gstnvinfer.cpp, gst_nvinfer_start: "Instance mask output not supported with cluster mode %d"
+        raise config.error("cluster-mode" if config.has("cluster-mode") else "output-instance-mask",
+                           f"output-instance-mask=1 with cluster mode {mode}: nvinfer refuses to start (\"Instance "
+                           "mask output not supported with cluster mode\"); set cluster-mode=4")
     if config.get("process-mode") != 1:
         raise config.error("process-mode", "2 (secondary): dsparsers run emulates a primary detector on whole frames")
-    mode = config.get("cluster-mode")
-    if mode == CLUSTER_DBSCAN:
-        raise config.error("cluster-mode", "1 (DBSCAN): nvinfer's DBSCAN core is closed source and is not emulated; "
-                           "use 2 (NMS) or 4 (none), e.g. --set cluster-mode=2")
+    if config.get("num-detected-classes") is not None:
+        dbscan = dbscan_classes(config.cluster_settings())
+        if dbscan:
+            key = "cluster-mode" if config.has("cluster-mode") else "enable-dbscan"
+            raise config.error(key, f"cluster mode {mode} with minBoxes > 0 (class {dbscan[0]}"
+                               f"{' and others' if len(dbscan) > 1 else ''}): nvinfer would run its closed-source "
+                               "DBSCAN (NvDsInferDBScanCluster), which dsparsers run does not emulate; minBoxes=0 "
+                               "skips it, or use cluster-mode=2 (NMS) or 4 (none)")
     onnx = Path(onnx) if onnx is not None else config.file("onnx-file")
     if not onnx.is_file():
         raise UsageError(f"--onnx {onnx}: no such file")
@@ -170,21 +195,24 @@ def _settings(config: InferConfig, onnx, library, function, abi, overrides, sour
         labels = read_labels(labelfile) if labelfile is not None else []
     if config.get("num-detected-classes") is None:
         raise ConfigError(f"{config.path}: num-detected-classes is required for a detector")
-    notes = []
-    if mode == CLUSTER_DBSCAN_NMS_HYBRID:
-        notes.append("cluster-mode=3 (DBSCAN + NMS): only the NMS part is emulated (DBSCAN is closed source)")
+    notes = [f"{line} (as nvinfer, run goes on)" for line in config.warnings]
+    if config.has("enable-dbscan"):
+        notes.append("enable-dbscan is deprecated: nvinfer uses it only when cluster-mode is not set"
+                     + ("" if config.has("cluster-mode") else f" (here: cluster mode {mode})"))
+    if not rule.has_crop_to_roi and config.has("crop-objects-to-roi-boundary"):
+        notes.append(f"crop-objects-to-roi-boundary: DeepStream {deepstream} does not know this key (it only warns): "
+                     "objects are not cropped")
+    unknown = sorted(k for k in config.sections.get("property", {}) if k in KEYS_SINCE.get(str(deepstream), ()))
+    if unknown:
+        notes.append(f"DeepStream {deepstream} does not know {', '.join(unknown)} (nvinfer only warns and ignores them)")
     if config.get("scaling-filter") not in (0, 1, 6):
         notes.append(f"scaling-filter={config.get('scaling-filter')}: approximated by bilinear scaling")
     if config.has("mean-file"):
         notes.append("mean-file is not emulated: only net-scale-factor and offsets are applied")
     if config.get("network-mode") != 0:
         notes.append("network-mode is not FP32: onnxruntime computes in FP32, TensorRT would not")
-    for section in [s for s in config.sections if s.startswith("class-attrs")]:
-        for key in ("roi-top-offset", "roi-bottom-offset"):
-            if config.get(key, section):
-                notes.append(f"[{section}] {key} is not emulated")
     return RunSettings(config, onnx, Path(library), str(function), labels, abi, source, notes,
-                       "instance-mask" if masks else "detector")
+                       "instance-mask" if masks else "detector", str(deepstream))
 
 
 # -- the model ------------------------------------------------------------------------------------
@@ -282,7 +310,7 @@ class Detection:
     #: instance models: the parser's mask (probabilities covering the box, any resolution), else None
     mask: np.ndarray | None = field(default=None, repr=False, compare=False)
 
-    def as_json(self, mask_threshold: float = 0.5) -> dict:
+    def as_json(self, mask_threshold: float = 0.0) -> dict:
         record = {"class_id": self.class_id, "label": self.label, "confidence": round(self.confidence, 6),
                   "left": round(self.left, 3), "top": round(self.top, 3), "width": round(self.width, 3),
                   "height": round(self.height, 3)}
@@ -311,11 +339,11 @@ class FrameResult:
         text = ", ".join(f"{label} x{n}" for label, n in ranked[:count])
         return text + (", ..." if len(ranked) > count else "") if text else "-"
 
-    def as_json(self) -> dict:
+    def as_json(self, mask_threshold: float = 0.0) -> dict:
         return {"file": str(self.source), "width": self.width, "height": self.height, "output": self.output,
                 "parser_returned": self.accepted, "parser_objects": self.parser_objects,
                 "letterbox": dataclasses.asdict(self.geometry),
-                "detections": [d.as_json() for d in self.detections]}
+                "detections": [d.as_json(mask_threshold) for d in self.detections]}
 
 
 class Emulator:
@@ -329,10 +357,8 @@ class Emulator:
         self.model = OnnxModel(settings.onnx, config)
         net = self.model.network
         self.preprocessing = Preprocessing.from_config(config, net.width, net.height, net.channels)
-        clustering = config.cluster_settings()
-        if clustering.cluster_mode == CLUSTER_DBSCAN_NMS_HYBRID:
-            clustering = dataclasses.replace(clustering, cluster_mode=CLUSTER_NMS)  # its NMS part (see notes)
-        self.clustering: ClusterSettings = clustering
+        self.clustering: ClusterSettings = config.cluster_settings()
+        clustering = self.clustering
         self.filters = FrameFilters.from_config(config)
         n = clustering.num_classes
         self.params = DetectionParams(n, tuple(float(clustering.attrs(c).pre_cluster_threshold) for c in range(n)),
@@ -381,7 +407,8 @@ class Emulator:
         plain = np.zeros(len(clustered), DETECTION_DTYPE)
         for name in DETECTION_DTYPE.names:
             plain[name] = clustered[name]
-        kept, positions = backproject_indexed(plain, geometry, self.filters)
+        kept, positions = backproject_indexed(plain, geometry, self.filters, picture.shape[1], picture.shape[0],
+                                              deepstream=self.settings.deepstream)
         masks = None
         if outcome.masks is not None:
             masks = [outcome.masks[int(clustered["index"][k])] for k in positions]
@@ -397,18 +424,19 @@ class Emulator:
         s, config = self.settings, self.settings.config
         return {
             "config": s.source, "onnx": str(s.onnx), "library": str(s.library), "function": s.function,
-            "parser_kind": s.parser_kind, "abi": self.library.abi,
+            "parser_kind": s.parser_kind, "abi": self.library.abi, "deepstream": s.deepstream,
             **({"segmentation-threshold": s.segmentation_threshold} if s.parser_kind == "instance-mask" else {}),
             "network": {"width": self.model.network.width, "height": self.model.network.height,
                         "channels": self.model.network.channels, "batch": self.model.static_batch or "symbolic"},
             "preprocessing": dataclasses.asdict(self.preprocessing),
             "clustering": {"num-detected-classes": self.clustering.num_classes,
-                           "cluster-mode": config.get("cluster-mode"),
+                           "cluster-mode": self.clustering.cluster_mode,
                            "class-attrs-all": dataclasses.asdict(self.clustering.all),
                            **{f"class-attrs-{c}": dataclasses.asdict(a)
                               for c, a in sorted(self.clustering.per_class.items())}},
             "filters": {"filter-out-class-ids": sorted(self.filters.filter_out_class_ids),
-                        "crop-objects-to-roi-boundary": self.filters.crop_objects_to_roi_boundary,
+                        "crop-objects-to-roi-boundary": (self.filters.crop_objects_to_roi_boundary
+                                                         and rule_of(s.deepstream).has_crop_to_roi),
                         "class-attrs-all": dataclasses.asdict(self.filters.default_limits),
                         **{f"class-attrs-{c}": dataclasses.asdict(v)
                            for c, v in sorted(self.filters.per_class_limits.items())}},
@@ -448,12 +476,12 @@ def render_outputs(results: list[FrameResult], pictures: Sequence[np.ndarray], s
         result.output = name
         masks = [d.mask for d in result.detections] if any(d.mask is not None for d in result.detections) else None
         drawn = draw_detections(Image.fromarray(picture, "RGB"), result.detections, masks,
-                                mask_threshold=float(settings.get("segmentation-threshold", 0.5)), note=note)
+                                mask_threshold=float(settings.get("segmentation-threshold", 0.0)), note=note)
         buffer = io.BytesIO()
         drawn.save(buffer, format="PNG", optimize=True)
         files[name] = buffer.getvalue()
     record = {"generator": f"dsparsers {__version__} run", **(extra or {}), "settings": settings,
-              "images": [r.as_json() for r in results]}
+              "images": [r.as_json(float(settings.get("segmentation-threshold", 0.0))) for r in results]}
     files[DETECTIONS_JSON] = json.dumps(record, indent=2, ensure_ascii=True) + "\n"
     return files
 

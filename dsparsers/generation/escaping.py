@@ -76,9 +76,12 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f\u2028\u2029\x85]+")
 
 
 def label_text(value: str, fallback: str, limit: int = 256) -> str:
-    """One line of labels.txt: control characters and newlines folded to a space, trimmed, bounded."""
+    """One line of labels.txt: control characters and newlines folded to a space, ';' written as ',' (nvinfer
+    splits each labels line on ';' and a detector shows only the first token: nvdsinfer_context_impl.cpp,
+    InferPostprocessor::parseLabelsFile), trimmed, bounded, never empty (nvinfer skips empty lines, which would
+    shift every later class)."""
     value = value.encode("utf-8", "replace").decode("utf-8")
-    text = _CONTROL.sub(" ", value).strip()
+    text = _CONTROL.sub(" ", value).replace(";", ",").strip()
     if len(text) > limit:
         text = text[:limit].rstrip()
     return text or fallback

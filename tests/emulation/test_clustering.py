@@ -172,9 +172,12 @@ def test_mode_0_keeps_the_post_cluster_threshold():
 
 
 @pytest.mark.parametrize("mode", [1, 3])
-def test_dbscan_modes_are_not_emulated(mode):
-    with pytest.raises(NotImplementedError, match="DBSCAN"):
-        cluster(detections([(0, 0, 0, 10, 10, 0.9)]), ClusterSettings(1, mode))
+def test_dbscan_runs_only_where_min_boxes_is_positive_and_is_not_emulated_there(mode):
+    # nvdsinfer_context_impl_output_parsing.cpp, clusterAndFillDetectionOutputDBSCAN / ...Hybrid: the closed
+    # NvDsInferDBScanCluster* is called only `if (minBoxes > 0)`; the default minBoxes is 0 (DEFAULT_MIN_BOXES)
+    assert len(cluster(detections([(0, 0, 0, 10, 10, 0.9)]), ClusterSettings(1, mode))) == 1
+    with pytest.raises(NotImplementedError, match="minBoxes=2"):
+        cluster(detections([(0, 0, 0, 10, 10, 0.9)]), ClusterSettings(1, mode, ClassAttrs(min_boxes=2)))
 
 
 def test_unknown_mode_and_wrong_dtype_are_refused():

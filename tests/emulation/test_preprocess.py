@@ -180,10 +180,15 @@ def test_left_top_are_clamped_to_zero_keeping_the_size_and_right_bottom_are_not_
     assert frame_rows(to_frame(objects, G)) == [(0, 20, 0, 100, 120), (1, 600, 420, 40, 140)]
 
 
-def test_crop_objects_to_roi_boundary_clips_to_the_frame():
+def test_crop_objects_to_roi_boundary_trims_only_right_and_bottom():
+    # gstnvinfer_meta_utils.cpp (DS 9.1), attach_metadata_detector: top/left raised to 0 keeping the size, then
+    # with crop-objects-to-roi-boundary only width (left + width >= frame width) and height (top + height >
+    # frame height - roi-bottom-offset) are trimmed. (This test used to expect all four sides clipped.)
     objects = detections([(0, 10, 20, 50, 60, 0.9), (1, 300, 250, 20, 70, 0.9)])
-    # first: spans -40..80 -> 0..80; second: 420..560 -> 420..480
-    assert frame_rows(to_frame(objects, G, crop_to_roi=True)) == [(0, 20, 0, 100, 80), (1, 600, 420, 40, 60)]
+    # first: top -40 -> 0, height stays 120 (bottom 120 inside); second: 600 + 40 >= 640 -> width 640 - 600,
+    # bottom 420 + 140 = 560 > 480 -> height 480 - 420
+    filters = FrameFilters(crop_objects_to_roi_boundary=True)
+    assert frame_rows(backproject(objects, G, filters, 640, 480)) == [(0, 20, 0, 100, 120), (1, 600, 420, 40, 60)]
 
 
 def test_filters_by_class_and_per_class_size_limits():

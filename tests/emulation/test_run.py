@@ -34,7 +34,8 @@ A = (0, 220.0, 190.0, 200.0, 100.0)
 B = (0, 230.0, 190.0, 200.0, 100.0)
 C = (2, 60.0, 80.0, 80.0, 80.0)
 E = (3, 40.0, 0.0, 80.0, 80.0)     # (30 - 40) / 0.5 = -20 -> 0; height stays 80
-F = (5, 560.0, 440.0, 80.0, 80.0)  # bottom 520 > 480: not clamped
+F = (5, 560.0, 440.0, 80.0, 80.0)  # bottom 520 > 480: DS 9.1 drops it (gstnvinfer_meta_utils.cpp)
+F_CROPPED = (5, 560.0, 440.0, 80.0, 40.0)  # with crop-objects-to-roi-boundary: height 480 - 440
 
 
 def head_model(path: Path, batch: int | str = 1, channels: int = 84) -> Path:
@@ -110,12 +111,14 @@ def test_run_with_the_generated_config(setup, tmp_path):
     record = json.loads((out / "detections.json").read_text())
     (image,) = record["images"]
     assert (image["width"], image["height"], image["output"]) == (640, 480, "white.png")
-    # class-major; B suppressed by A (0.8 > 0.7); D under 0.25
-    assert boxes(image) == [A, C, E, F]
-    assert [d["label"] for d in image["detections"]] == ["name0", "name2", "name3", "name5"]
+    # class-major; B suppressed by A (0.8 > 0.7); D under 0.25; F reaches past the frame's bottom: dropped
+    # (attach_metadata_detector: top + height > frame height - roi-bottom-offset; this test used to keep it)
+    assert boxes(image) == [A, C, E]
+    assert [d["label"] for d in image["detections"]] == ["name0", "name2", "name3"]
     assert image["detections"][0]["confidence"] == pytest.approx(0.8, abs=1e-5)
     assert image["parser_objects"] == 5  # D is dropped by the parser itself
     assert record["settings"]["clustering"]["cluster-mode"] == 2
+    assert record["settings"]["deepstream"] == "9.1"
     assert "[property] gpu-id" in record["settings"]["ignored_keys"]
     from PIL import Image
 
@@ -134,9 +137,9 @@ def test_several_pictures_in_one_batch_keep_their_own_outputs(setup, tmp_path):
     record = json.loads((out / "detections.json").read_text())
     assert record["settings"]["network"]["batch"] == "symbolic"
     first, second, third = record["images"]
-    assert boxes(first) == boxes(third) == [A, C, E, F]
+    assert boxes(first) == boxes(third) == [A, C, E]
     # black picture: A scores 0.5, so B (0.7) wins the NMS
-    assert boxes(second) == [B, C, E, F]
+    assert boxes(second) == [B, C, E]
     assert [i["output"] for i in record["images"]] == ["white.png", "black.png", "white-2.png"]
 
 
@@ -152,7 +155,27 @@ def test_overrides_filters_and_per_class_attributes(setup, tmp_path):
     assert boxes(image) == [A, E]
     run = cli("run", "--config", config, "--image", white, "-o", out, "--set", "class-attrs-all.detected-max-h=99")
     (image,) = json.loads((out / "detections.json").read_text())["images"]
-    assert boxes(image) == [C, E, F]
+    assert boxes(image) == [C, E]
+
+
+def test_crop_and_deepstream_release(setup, tmp_path):
+    work, config, _, white, _ = setup
+    out = tmp_path / "out"
+    run = cli("run", "--config", config, "--image", white, "-o", out, "--set", "crop-objects-to-roi-boundary=1")
+    assert run.returncode == 0, run.stderr
+    (image,) = json.loads((out / "detections.json").read_text())["images"]
+    assert boxes(image) == [A, C, E, F_CROPPED]  # DS 9.1: F's height trimmed to the frame, E's top clamped
+    run = cli("run", "--config", config, "--image", white, "-o", out, "--force", "--deepstream-version", "6.2",
+              "--set", "crop-objects-to-roi-boundary=1", "--set", "strongly-typed=1")
+    assert run.returncode == 0, run.stderr
+    record = json.loads((out / "detections.json").read_text())
+    # DS 6.2 clamps E's top in its crop branch: the same objects
+    assert boxes(record["images"][0]) == [A, C, E, F_CROPPED] and record["settings"]["deepstream"] == "6.2"
+    assert "DeepStream 6.2 does not know strongly-typed" in run.stderr
+    run = cli("run", "--config", config, "--image", white, "-o", out, "--force", "--deepstream-version", "6.2")
+    assert run.returncode == 0, run.stderr
+    # DS 6.2 without crop: no left/top clamp, so E's top -20 < roi-top-offset 0 drops it; F past the bottom too
+    assert boxes(json.loads((out / "detections.json").read_text())["images"][0]) == [A, C]
 
 
 def test_cluster_mode_4_keeps_both_overlapping_boxes(setup, tmp_path):
@@ -161,7 +184,14 @@ def test_cluster_mode_4_keeps_both_overlapping_boxes(setup, tmp_path):
     run = cli("run", "--config", config, "--image", white, "-o", out, "--set", "cluster-mode=4")
     assert run.returncode == 0, run.stderr
     (image,) = json.loads((out / "detections.json").read_text())["images"]
-    assert boxes(image) == [A, B, C, E, F]  # no NMS; class 0 in parser order
+    assert boxes(image) == [A, B, C, E]  # no NMS; class 0 in parser order
+    # cluster-mode=1 with minBoxes 0 (clusterAndFillDetectionOutputDBSCAN skips DBSCAN): post-cluster-threshold
+    # with equality, then topk; B (0.7) survives a 0.7 threshold that removes C (0.6) and E (0.65)
+    run = cli("run", "--config", config, "--image", white, "-o", out, "--force", "--set", "cluster-mode=1",
+              "--set", "class-attrs-all.post-cluster-threshold=0.7")
+    assert run.returncode == 0, run.stderr
+    (image,) = json.loads((out / "detections.json").read_text())["images"]
+    assert boxes(image) == [A, B]
 
 
 def test_yaml_config_with_relative_paths(setup, tmp_path):
@@ -185,7 +215,7 @@ class-attrs-all:
     run = cli("run", "--config", yml, "--image", white, "-o", out, cwd=tmp_path)  # paths resolve against work/
     assert run.returncode == 0, run.stderr
     (image,) = json.loads((out / "detections.json").read_text())["images"]
-    assert boxes(image) == [A, C, E, F]
+    assert boxes(image) == [A, C, E]
 
 
 def test_onnx_lib_func_form_takes_the_rest_from_the_generated_directory(setup, tmp_path):
@@ -195,7 +225,7 @@ def test_onnx_lib_func_form_takes_the_rest_from_the_generated_directory(setup, t
               "--image", white, "-o", out)
     assert run.returncode == 0, run.stderr
     record = json.loads((out / "detections.json").read_text())
-    assert boxes(record["images"][0]) == [A, C, E, F]
+    assert boxes(record["images"][0]) == [A, C, E]
     assert record["images"][0]["detections"][0]["label"] == "person"  # the generated labels.txt (COCO)
 
 
@@ -213,7 +243,10 @@ def test_a_parser_that_returns_false_gives_the_frame_no_objects(setup, tmp_path)
 
 @pytest.mark.parametrize("args, message", [
     (["--image", "{work}/missing.png"], "--image {work}/missing.png: no such file"),
-    (["--image", "{white}", "--set", "cluster-mode=1"], "{config}: cluster-mode: 1 (DBSCAN): nvinfer's DBSCAN core is closed source"),
+    # nvdsinfer_context_impl_output_parsing.cpp: DBSCAN runs only where minBoxes > 0 (cluster-mode=1 alone used
+    # to be refused here; with minBoxes 0 it is emulated exactly)
+    (["--image", "{white}", "--set", "cluster-mode=1", "--set", "class-attrs-all.minBoxes=2"],
+     "{config}: cluster-mode: cluster mode 1 with minBoxes > 0 (class 0 and others): nvinfer would run its closed-source DBSCAN"),
     (["--image", "{white}", "--set", "topkk=3"], "--set 'topkk=3': topkk is not an nvinfer key of [property]"),
     (["--image", "{white}", "--lib", "{work}/nope.so"], "--lib {work}/nope.so: no such file"),
 ])
@@ -256,3 +289,14 @@ def test_demo_runs_end_to_end_and_says_the_boxes_mean_nothing(tmp_path):
     assert image["detections"] and (image["width"], image["height"]) == (640, 480)
     assert (out / image["output"]).is_file()
     assert record["settings"]["network"]["width"] == 320
+
+
+def test_conform_on_the_model_outputs_takes_the_deepstream_release(setup, tmp_path):
+    work, _, library, white, _ = setup
+    base = ["conform", "--lib", library, "--func", "NvDsInferParseYoloAnchorFree", "--arch", "yolo11",
+            "--onnx", work / "head.onnx", "--image", white]
+    run = cli(*base, "--deepstream-version", "6.2")
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "PASS" in run.stdout
+    run = cli(*base, "--deepstream-version", "7.3")
+    assert run.returncode == 2 and "--deepstream-version" in run.stderr
