@@ -488,7 +488,8 @@ class NmsPluginOutputs(Architecture):
         if not num_classes:
             where = (f"no {'/'.join(v.nms_ops)} node with {v.classes_attr}" if v.classes_attr else
                      f"{'/'.join(v.nms_ops)} has no class-count attribute")
-            raise UsageError(f"{model.path}: the class count is not in the graph ({where}): pass --classes{v.classes_note}")
+            raise UsageError(f"{model.path}: the class count is not in the graph ({where}): "
+                             f"pass --classes{v.classes_note}")
         keep = attrs.get(v.keep_attr)
         keep = keep if isinstance(keep, int) and keep > 0 else None
         keep = keep or self._rows(roles) or v.default_keep
@@ -515,7 +516,7 @@ class NmsPluginOutputs(Architecture):
         labels = _names(names, num_classes, background if v.background_labels else -1)
         return v.params_type(num_classes, size[0], size[1], labels, **{k: x for k, x in values.items() if k in known})
 
-    def _settings(self, params: HeadParams) -> tuple[str, str, int, int]:
+    def head_settings(self, params: HeadParams) -> tuple[str, str, int, int]:
         """(box order, coords, background label (-1: none), K) of params, whichever variant made them."""
         v = self.variant
         background = getattr(params, v.background_field) if v.background_field else -1
@@ -524,7 +525,7 @@ class NmsPluginOutputs(Architecture):
 
     def describe(self, params: HeadParams) -> str:
         v = self.variant
-        order, coords, background, k = self._settings(params)
+        order, coords, background, k = self.head_settings(params)
         size = f"{params.input_width}x{params.input_height} input"
         if v.records:
             bg = f"label {background} is the background" if background >= 0 else "no background label"
@@ -540,7 +541,7 @@ class NmsPluginOutputs(Architecture):
     # -- generation -------------------------------------------------------------------------
     def template_context(self, params: HeadParams) -> dict[str, Any]:
         v = self.variant
-        order, coords, background, _ = self._settings(params)
+        order, coords, background, _ = self.head_settings(params)
         return {"num_classes": params.num_classes, "records": v.records, "int_classes": v.int_classes,
                 "yxyx": order == "yxyx", "normalized": coords == "normalized", "background": background,
                 "plugin_ops": " / ".join(v.nms_ops), "roles": list(v.roles),

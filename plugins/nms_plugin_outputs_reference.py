@@ -49,7 +49,7 @@ def _reference(arch, case: ParserCase, params) -> ParseOutcome:
     found = find(arch, case, params)
     if any(layer is None for layer in found.values()):
         return ParseOutcome.rejected("missing layer")
-    order, coords, background, _ = arch._settings(params)
+    order, coords, background, _ = arch.head_settings(params)
     count = found["count"]
     if v.records:
         det = found["detections"]
@@ -115,7 +115,7 @@ def _int_class_id(draw, num_classes: int, background: int) -> int:
 @st.composite
 def _row(draw, arch, params, det, network: NetworkInfo):
     """(box in the layer's own order, score, class id) of one kept row."""
-    order, coords, background, _ = arch._settings(params)
+    order, coords, background, _ = arch.head_settings(params)
     x1, y1, x2, y2 = draw(shared.corner_box(network))
     if coords == "normalized":
         with np.errstate(all="ignore"):
@@ -139,7 +139,7 @@ def cases(arch, params):
 @st.composite
 def _cases(draw, arch, params, max_rows: int = 24) -> ParserCase:
     v = arch.variant
-    _, coords, _, _ = arch._settings(params)
+    _, coords, _, _ = arch.head_settings(params)
     network = draw(shared.networks)
     det = draw(shared.detection_params(params.num_classes))
     rows = draw(st.lists(_row(arch, params, det, network), min_size=0, max_size=max_rows))
@@ -198,7 +198,7 @@ def _cases(draw, arch, params, max_rows: int = 24) -> ParserCase:
 # -- bench and explain ---------------------------------------------------------------------------------
 def bench_case(arch, params, density: float, rng) -> ParserCase:
     v = arch.variant
-    _, coords, background, k = arch._settings(params)
+    _, coords, background, k = arch.head_settings(params)
     kept = max(1, int(round(density * k)))
     network = NetworkInfo(params.input_width, params.input_height)
     det = DetectionParams.uniform(params.num_classes, 0.25)
@@ -230,7 +230,7 @@ def explain(arch, case: ParserCase, params) -> list[dict[str, Any]]:
     found = find(arch, case, params)
     if any(layer is None for layer in found.values()):
         return []
-    order, _, _, _ = arch._settings(params)
+    order, _, _, _ = arch.head_settings(params)
     try:
         with np.errstate(all="ignore"):
             raw = ref.first_int32(found["count"])
