@@ -35,10 +35,8 @@ BUILTIN_DISTRIBUTION = "dsparsers (built-in)"
 #: built-in family is adding its module here; a test checks this tuple against the directory.
 BUILTIN_PLUGINS: tuple[str, ...] = (
     "detr",
-    "efficientnms",
+    "nms_plugin_outputs",
     "peoplesegnet",
-    "ssd_nms",
-    "tao_batched_nms",
     "yolo_anchor_free",
     "yolo_boxes_scores",
     "yolo_darknet",
