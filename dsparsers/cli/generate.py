@@ -9,7 +9,7 @@ import click
 from rich.table import Table
 
 from dsparsers.cli.common import (cached_build, err, main, options, out, print_load_lines, current_registry,
-                                  build_with_status)
+                                  build_with_status, built_text)
 from dsparsers.errors import UsageError
 
 
@@ -24,10 +24,15 @@ from dsparsers.errors import UsageError
 @click.option("--build/--no-build", "do_build", default=False, help="Build the library after generating.")
 @click.option("--abi", type=click.Choice(["8", "9"]), help="DeepStream ABI (8: <= 8.x, 9: >= 9.0) [default: from headers, else 9].")
 @click.option("--deepstream-include", type=click.Path(path_type=Path), help="DeepStream sources/includes to build against.")
+@click.option("--tensorrt-include", type=click.Path(path_type=Path), help="TensorRT's include directory (NvInfer.h) "
+              "[default: the compiler's path, else TENSORRT_DIR].")
+@click.option("--cuda-include", type=click.Path(path_type=Path), help="CUDA's include directory (cuda_runtime_api.h) "
+              "[default: CUDA_VER, CUDA_HOME, CUDA_PATH, /usr/local/cuda, /usr/local/cuda-*, nvcc's].")
 @click.option("--force", is_flag=True, help="Overwrite files edited since dsparsers wrote them.")
 @click.option("--bench-patch", is_flag=True, help="With --build: time this parser and the compact parser `dsparsers patch` "
               "would let you use, on this machine, and say what the patch saves per frame.")
-def generate(arch, onnx_path, output, classes, input_size, extra, do_build, abi, deepstream_include, force, bench_patch):
+def generate(arch, onnx_path, output, classes, input_size, extra, do_build, abi, deepstream_include, tensorrt_include,
+             cuda_include, force, bench_patch):
     """Write a parser (C++, meson.build, nvinfer config, labels) for a model or a canonical head."""
     from dsparsers.api.selection import choose
     from dsparsers.library.parser_build import build_parser
@@ -57,8 +62,9 @@ def generate(arch, onnx_path, output, classes, input_size, extra, do_build, abi,
     table.add_row("labels", str(Path(output) / "labels.txt"))
     patchable = hasattr(architecture, "append_decode") and model is not None
     if do_build:
-        result = build_with_status(Path(output), abi, deepstream_include)
-        table.add_row("library", f"{result.library} (DeepStream ABI {result.abi}, {result.headers} headers)")
+        result = build_with_status(Path(output), abi, deepstream_include, tensorrt_include=tensorrt_include,
+                                   cuda_include=cuda_include)
+        table.add_row("library", f"{result.library} ({built_text(result)})")
         if patchable and bench_patch:
             table.add_row("faster", _patch_hint(registry, architecture, params, result, onnx_path))
     else:
@@ -92,11 +98,16 @@ def _patch_hint(registry, architecture, params, result, onnx_path) -> str:
 @click.argument("directory", type=click.Path(path_type=Path))
 @click.option("--abi", type=click.Choice(["8", "9"]), help="DeepStream ABI (8: <= 8.x, 9: >= 9.0) [default: from headers, else 9].")
 @click.option("--deepstream-include", type=click.Path(path_type=Path), help="DeepStream sources/includes to build against ('bundled' for the bundled header).")
+@click.option("--tensorrt-include", type=click.Path(path_type=Path), help="TensorRT's include directory (NvInfer.h) "
+              "[default: the compiler's path, else TENSORRT_DIR].")
+@click.option("--cuda-include", type=click.Path(path_type=Path), help="CUDA's include directory (cuda_runtime_api.h) "
+              "[default: CUDA_VER, CUDA_HOME, CUDA_PATH, /usr/local/cuda, /usr/local/cuda-*, nvcc's].")
 @click.option("--sanitize", is_flag=True, help="AddressSanitizer + UndefinedBehaviorSanitizer build, into build-sanitize/ (for testing).")
-def build(directory, abi, deepstream_include, sanitize):
+def build(directory, abi, deepstream_include, tensorrt_include, cuda_include, sanitize):
     """Build a generated parser directory into the library nvinfer loads."""
-    result = build_with_status(directory, abi, deepstream_include, sanitize)
-    out.print(f"built [bold]{result.library}[/] (DeepStream ABI {result.abi}, {result.headers} headers; log {result.log})")
+    result = build_with_status(directory, abi, deepstream_include, sanitize, tensorrt_include=tensorrt_include,
+                               cuda_include=cuda_include)
+    out.print(f"built [bold]{result.library}[/] ({built_text(result)}; log {result.log})")
     if sanitize:
         print(f"sanitized build for testing, not for deployment: dsparsers conform --dir {directory} --sanitize")
         return
