@@ -19,7 +19,10 @@ from dsparsers.errors import UsageError
 @click.option("--onnx", "onnx_path", type=click.Path(path_type=Path), help="The exported model.")
 @click.option("-o", "--output", type=click.Path(path_type=Path), help="Output directory [default: parser_<arch>].")
 @click.option("--classes", type=int, help="Class count (without --onnx; default 80).")
-@click.option("--input", "input_size", help="Network input WxH (without --onnx; default 640x640).")
+@click.option("--input", "input_size", help="Network input WxH [default: the model's, else its imgsz metadata; "
+              "without --onnx 640x640]. With --onnx: a fixed input must agree; a symbolic one is built at this size.")
+@click.option("--batch-size", type=int, help="nvinfer batch-size (nvstreammux's) for a model with a dynamic batch "
+              "[default: the model's fixed batch, else 1]; it names the engine file too.")
 @click.option("-O", "extra", multiple=True, metavar="KEY=VALUE", help="Architecture-specific option.")
 @click.option("--build/--no-build", "do_build", default=False, help="Build the library after generating.")
 @click.option("--abi", type=click.Choice(["8", "9"]), help="DeepStream ABI (8: <= 8.x, 9: >= 9.0) [default: from headers, else 9].")
@@ -31,9 +34,10 @@ from dsparsers.errors import UsageError
 @click.option("--force", is_flag=True, help="Overwrite files edited since dsparsers wrote them.")
 @click.option("--bench-patch", is_flag=True, help="With --build: time this parser and the compact parser `dsparsers patch` "
               "would let you use, on this machine, and say what the patch saves per frame.")
-def generate(arch, onnx_path, output, classes, input_size, extra, do_build, abi, deepstream_include, tensorrt_include,
-             cuda_include, force, bench_patch):
+def generate(arch, onnx_path, output, classes, input_size, batch_size, extra, do_build, abi, deepstream_include,
+             tensorrt_include, cuda_include, force, bench_patch):
     """Write a parser (C++, meson.build, nvinfer config, labels) for a model or a canonical head."""
+    from dsparsers.api.architecture import settle_input
     from dsparsers.api.selection import choose
     from dsparsers.library.parser_build import build_parser
     from dsparsers.model.reader import load_model
@@ -42,12 +46,17 @@ def generate(arch, onnx_path, output, classes, input_size, extra, do_build, abi,
     model = load_model(onnx_path) if onnx_path is not None else None
     choice = choose(registry, model, arch)
     architecture = choice.provided.architecture
-    params = architecture.head_params(model, options(classes, input_size, extra, choice.requested_as))
+    generate_options = options(classes, input_size, extra, choice.requested_as)
+    # the head as the engine will have it: a symbolic input size settled (and --input checked against the model)
+    engine_model = (settle_input(model, generate_options.input_size, stride=architecture.input_stride)
+                    if model is not None else None)
+    params = architecture.head_params(engine_model, generate_options)
     stem = choice.requested_as
     output = output or Path(f"parser_{stem.replace('-', '_')}")
     onnx_file = os.path.relpath(Path(onnx_path).resolve(), Path(output).resolve()) if model else None
     generated = build_parser(architecture, params, Path(output), requested_as=stem, model=model, onnx_file=onnx_file,
-                             template_dirs=registry.template_dirs(), build=False, force=force).generated
+                             template_dirs=registry.template_dirs(), build=False, force=force,
+                             batch_size=batch_size).generated
     table = Table(title=f"generated {architecture.name}" + (f" (as {stem})" if stem != architecture.name else ""),
                   title_justify="left", show_header=False)
     table.add_column("what")
