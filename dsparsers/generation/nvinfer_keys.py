@@ -73,7 +73,7 @@ PROPERTY_KEYS: dict[str, KeySpec] = {
     "labelfile-path": _k(str, None, "class labels, one per line", run=True, max_length=PATH_MAX_LENGTH),
     "batch-size": _k(int, 1, "frames per inference", minimum=1, maximum=MAX_BATCH_SIZE, run=True),
     "network-mode": _k(int, 0, "0 FP32, 1 INT8, 2 FP16, 3 BEST", choices=(0, 1, 2, 3)),
-    "num-detected-classes": _k(int, None, "classes the detector reports", minimum=0, run=True),
+    "num-detected-classes": _k(int, None, "classes the detector reports", minimum=1, run=True),
     "interval": _k(int, 0, "frames skipped between inferences", minimum=0),
     "gie-unique-id": _k(int, 1, "id of this inference element", minimum=1),
     "operate-on-gie-id": _k(int, -1, "secondary mode: infer on objects of this element"),
@@ -188,7 +188,7 @@ def format_value(key: str, spec: KeySpec, value: object) -> str:
 def check_value(key: str, spec: KeySpec, value: object) -> None:
     """ValueError unless ``value`` (already of ``spec``'s type) is one nvinfer's property parser takes
     whole: in its enumeration and range, a 32-bit integer, a finite number, a list of the length it reads,
-    text no longer than the array nvinfer copies it into and without a line break."""
+    text no longer than the array nvinfer copies it into."""
     def number(v: object, what: str) -> None:
         if isinstance(v, float) and not math.isfinite(v):
             raise ValueError(f"{key}: {what} {v!r} is not a finite number")
@@ -207,11 +207,10 @@ def check_value(key: str, spec: KeySpec, value: object) -> None:
                 raise ValueError(f"{key}: item {item!r} is below {spec.item_minimum}")
         return
     if spec.type is str:
-        text = str(value)
-        if "\n" in text or "\r" in text:
-            raise ValueError(f"{key}: a line break cannot be written in a config value")
-        if spec.max_length is not None and len(text.encode("utf-8")) > spec.max_length:
-            raise ValueError(f"{key}: {len(text.encode('utf-8'))} bytes; nvinfer keeps at most {spec.max_length}")
+        # the bytes nvinfer gets once GKeyFile has unescaped the value keyfile_value writes
+        size = len(str(value).encode("utf-8", "replace").replace(b"\x00", b""))
+        if spec.max_length is not None and size > spec.max_length:
+            raise ValueError(f"{key}: {size} bytes; nvinfer keeps at most {spec.max_length}")
         return
     if spec.type is bool:
         return
