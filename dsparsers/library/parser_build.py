@@ -68,7 +68,8 @@ def build_parser(architecture: "Architecture", params: "HeadParams", directory: 
         if record is not None and build and abi in (None, record.abi):
             return BuiltParser(generated, directory, BuildResult(
                 library, generated.function_name, record.abi, record.headers, directory / f"{builddir}.log",
-                record.sanitize, architecture.parser_kind))
+                record.sanitize, architecture.parser_kind, record.deepstream_include, record.tensorrt_include,
+                record.cuda_include))
     directory = Path(directory)
     write_directory(directory, files, force=force)
     result = None
