@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Mapping
 if TYPE_CHECKING:
     from hypothesis.strategies import SearchStrategy
 
-    from dsparsers.model.reader import ModelInfo
+    from dsparsers.model.reader import ModelInfo, TensorInfo
     from dsparsers.api.abi_types import ParseOutcome, ParserCase
 
 
@@ -28,6 +28,74 @@ YOLO_STRIDES = (8, 16, 32)
 def anchor_points(width: int, height: int, strides=YOLO_STRIDES, anchors: int = 1) -> int:
     """Candidates of a multi-scale head: anchors x sum over strides of (W/s) * (H/s) (8400 at 640x640)."""
     return anchors * sum((width // s) * (height // s) for s in strides)
+
+
+def image_input(model: "ModelInfo") -> "TensorInfo | None":
+    """The image input nvinfer feeds and sizes with ``infer-dims``: the first rank-4 input, else None."""
+    return next((tensor for tensor in model.inputs if tensor.rank == 4), None)
+
+
+def model_stride(model: "ModelInfo") -> int | None:
+    """The largest stride the export declares (ultralytics' ``stride`` metadata), else None."""
+    import ast
+
+    text = model.metadata.get("stride") or ""
+    try:
+        value = ast.literal_eval(text) if 0 < len(text) <= 200 else None
+    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+        value = None
+    if isinstance(value, (list, tuple)) and value and all(isinstance(v, (int, float)) for v in value):
+        value = max(value)
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else None
+
+
+def settle_input(model: "ModelInfo", requested: tuple[int, int] | None, *, stride: int | None = None,
+                 option: str = "--input") -> "ModelInfo":
+    """The model as nvinfer builds its engine, checked against ``requested`` (``--input`` WxH).
+
+    A fixed image input must agree with ``requested``. One with a symbolic channel count, height or width
+    gets ``requested``, else its ``imgsz`` metadata, else a UsageError naming ``option``; the size must be a
+    multiple of ``stride`` (the model's ``stride`` metadata wins). The returned copy has that input's
+    C/H/W fixed (C: 3 when symbolic), so an architecture's ``head_params`` sees the size the engine will have;
+    the model itself (given to the config writer) keeps its symbolic dims, which ask for ``infer-dims``.
+    """
+    import dataclasses
+
+    from dsparsers.errors import UsageError
+
+    tensor = image_input(model)
+    if tensor is None:
+        return model
+    shape = tensor.shape
+    fixed_h, fixed_w = tensor.dim(2), tensor.dim(3)
+    where = f"{model.path.name}: input {tensor.name!r} {tensor.shape_text()}"
+    if fixed_h and fixed_w and tensor.dim(1):
+        if requested is not None and tuple(requested) != (fixed_w, fixed_h):
+            raise UsageError(f"{option} {requested[0]}x{requested[1]}: {where} is fixed at {fixed_w}x{fixed_h}; "
+                             f"drop {option} or export the model at that size")
+        return model
+    size = requested
+    if size is None:
+        imgsz = model.input_size
+        if imgsz is not None:
+            size = imgsz
+    if size is None:
+        raise UsageError(f"{where} has a symbolic height/width and no imgsz metadata: give the size nvinfer should "
+                         f"build the engine for with {option} WxH")
+    width, height = size
+    for what, got, fixed in (("width", width, fixed_w), ("height", height, fixed_h)):
+        if fixed and got != fixed:
+            raise UsageError(f"{option} {width}x{height}: {where} has a fixed {what} of {fixed}")
+    step = model_stride(model) or stride
+    if step and (width % step or height % step):
+        source = "its stride metadata" if model_stride(model) else "the head's strides"
+        raise UsageError(f"{option} {width}x{height}: {where} takes multiples of {step} ({source}); "
+                         f"e.g. {max(step, width // step * step)}x{max(step, height // step * step)}")
+    channels = tensor.dim(1) or 3
+    settled = dataclasses.replace(tensor, shape=(shape[0], channels, height, width))
+    return dataclasses.replace(model, inputs=tuple(settled if t is tensor else t for t in model.inputs))
 
 
 @dataclass(frozen=True)
@@ -128,6 +196,9 @@ class Architecture(ABC):
     #: "detector" (parse-bbox-func-name, NvDsInferParseCustomFunc) or "instance-mask"
     #: (parse-bbox-instance-mask-func-name, NvDsInferInstanceMaskParseCustomFunc; network-type=3)
     parser_kind: ClassVar[str] = "detector"
+    #: the input sizes the head takes are multiples of this (a YOLO head: 32, its largest stride); None:
+    #: any. A model's own ``stride`` metadata takes precedence (``settle_input``).
+    input_stride: ClassVar[int | None] = None
 
     def params_from_dict(self, values: Mapping[str, Any]) -> HeadParams:
         """Rebuild the parameters recorded in a generated directory's dsparsers.json."""

@@ -77,13 +77,22 @@ def main():
     """Generate, build and prove DeepStream Gst-nvinfer custom output parsers from ONNX detectors."""
 
 
-def build_with_status(directory: Path, abi, deepstream_include, sanitize: bool = False):
+def build_with_status(directory: Path, abi, deepstream_include, sanitize: bool = False, tensorrt_include=None,
+                      cuda_include=None):
     from dsparsers.library.meson_build import build_directory
 
     what = "ASan + UBSan" if sanitize else "release, -O3"
     with err.status(f"building {directory} with meson ({what})..."):
         return build_directory(directory, abi=int(abi) if abi else None, deepstream_include=deepstream_include,
-                               sanitize=sanitize)
+                               sanitize=sanitize, tensorrt_include=tensorrt_include, cuda_include=cuda_include)
+
+
+def built_text(result) -> str:
+    """How a library was built, in words: "DeepStream ABI 9, deepstream headers (TensorRT: DIR, CUDA: DIR)"."""
+    text = f"DeepStream ABI {result.abi}, {result.headers} headers"
+    found = [f"{what}: {where}" for what, where in (("TensorRT", getattr(result, "tensorrt_include", "")),
+                                                     ("CUDA", getattr(result, "cuda_include", ""))) if where]
+    return text + (f" ({', '.join(found)})" if found else "")
 
 
 def rerun_under_sanitizers_if_needed(library: Path) -> None:

@@ -9,7 +9,7 @@ import click
 from rich.table import Table
 
 from dsparsers.cli.common import (cached_build, err, main, options, out, print_load_lines, current_registry,
-                                  build_with_status)
+                                  build_with_status, built_text)
 from dsparsers.errors import UsageError
 
 
@@ -19,16 +19,25 @@ from dsparsers.errors import UsageError
 @click.option("--onnx", "onnx_path", type=click.Path(path_type=Path), help="The exported model.")
 @click.option("-o", "--output", type=click.Path(path_type=Path), help="Output directory [default: parser_<arch>].")
 @click.option("--classes", type=int, help="Class count (without --onnx; default 80).")
-@click.option("--input", "input_size", help="Network input WxH (without --onnx; default 640x640).")
+@click.option("--input", "input_size", help="Network input WxH [default: the model's, else its imgsz metadata; "
+              "without --onnx 640x640]. With --onnx: a fixed input must agree; a symbolic one is built at this size.")
+@click.option("--batch-size", type=int, help="nvinfer batch-size (nvstreammux's) for a model with a dynamic batch "
+              "[default: the model's fixed batch, else 1]; it names the engine file too.")
 @click.option("-O", "extra", multiple=True, metavar="KEY=VALUE", help="Architecture-specific option.")
 @click.option("--build/--no-build", "do_build", default=False, help="Build the library after generating.")
 @click.option("--abi", type=click.Choice(["8", "9"]), help="DeepStream ABI (8: <= 8.x, 9: >= 9.0) [default: from headers, else 9].")
 @click.option("--deepstream-include", type=click.Path(path_type=Path), help="DeepStream sources/includes to build against.")
+@click.option("--tensorrt-include", type=click.Path(path_type=Path), help="TensorRT's include directory (NvInfer.h) "
+              "[default: the compiler's path, else TENSORRT_DIR].")
+@click.option("--cuda-include", type=click.Path(path_type=Path), help="CUDA's include directory (cuda_runtime_api.h) "
+              "[default: CUDA_VER, CUDA_HOME, CUDA_PATH, /usr/local/cuda, /usr/local/cuda-*, nvcc's].")
 @click.option("--force", is_flag=True, help="Overwrite files edited since dsparsers wrote them.")
 @click.option("--bench-patch", is_flag=True, help="With --build: time this parser and the compact parser `dsparsers patch` "
               "would let you use, on this machine, and say what the patch saves per frame.")
-def generate(arch, onnx_path, output, classes, input_size, extra, do_build, abi, deepstream_include, force, bench_patch):
+def generate(arch, onnx_path, output, classes, input_size, batch_size, extra, do_build, abi, deepstream_include,
+             tensorrt_include, cuda_include, force, bench_patch):
     """Write a parser (C++, meson.build, nvinfer config, labels) for a model or a canonical head."""
+    from dsparsers.api.architecture import settle_input
     from dsparsers.api.selection import choose
     from dsparsers.library.parser_build import build_parser
     from dsparsers.model.reader import load_model
@@ -37,12 +46,17 @@ def generate(arch, onnx_path, output, classes, input_size, extra, do_build, abi,
     model = load_model(onnx_path) if onnx_path is not None else None
     choice = choose(registry, model, arch)
     architecture = choice.provided.architecture
-    params = architecture.head_params(model, options(classes, input_size, extra, choice.requested_as))
+    generate_options = options(classes, input_size, extra, choice.requested_as)
+    # the head as the engine will have it: a symbolic input size settled (and --input checked against the model)
+    engine_model = (settle_input(model, generate_options.input_size, stride=architecture.input_stride)
+                    if model is not None else None)
+    params = architecture.head_params(engine_model, generate_options)
     stem = choice.requested_as
     output = output or Path(f"parser_{stem.replace('-', '_')}")
     onnx_file = os.path.relpath(Path(onnx_path).resolve(), Path(output).resolve()) if model else None
     generated = build_parser(architecture, params, Path(output), requested_as=stem, model=model, onnx_file=onnx_file,
-                             template_dirs=registry.template_dirs(), build=False, force=force).generated
+                             template_dirs=registry.template_dirs(), build=False, force=force,
+                             batch_size=batch_size).generated
     table = Table(title=f"generated {architecture.name}" + (f" (as {stem})" if stem != architecture.name else ""),
                   title_justify="left", show_header=False)
     table.add_column("what")
@@ -57,8 +71,9 @@ def generate(arch, onnx_path, output, classes, input_size, extra, do_build, abi,
     table.add_row("labels", str(Path(output) / "labels.txt"))
     patchable = hasattr(architecture, "append_decode") and model is not None
     if do_build:
-        result = build_with_status(Path(output), abi, deepstream_include)
-        table.add_row("library", f"{result.library} (DeepStream ABI {result.abi}, {result.headers} headers)")
+        result = build_with_status(Path(output), abi, deepstream_include, tensorrt_include=tensorrt_include,
+                                   cuda_include=cuda_include)
+        table.add_row("library", f"{result.library} ({built_text(result)})")
         if patchable and bench_patch:
             table.add_row("faster", _patch_hint(registry, architecture, params, result, onnx_path))
     else:
@@ -92,11 +107,16 @@ def _patch_hint(registry, architecture, params, result, onnx_path) -> str:
 @click.argument("directory", type=click.Path(path_type=Path))
 @click.option("--abi", type=click.Choice(["8", "9"]), help="DeepStream ABI (8: <= 8.x, 9: >= 9.0) [default: from headers, else 9].")
 @click.option("--deepstream-include", type=click.Path(path_type=Path), help="DeepStream sources/includes to build against ('bundled' for the bundled header).")
+@click.option("--tensorrt-include", type=click.Path(path_type=Path), help="TensorRT's include directory (NvInfer.h) "
+              "[default: the compiler's path, else TENSORRT_DIR].")
+@click.option("--cuda-include", type=click.Path(path_type=Path), help="CUDA's include directory (cuda_runtime_api.h) "
+              "[default: CUDA_VER, CUDA_HOME, CUDA_PATH, /usr/local/cuda, /usr/local/cuda-*, nvcc's].")
 @click.option("--sanitize", is_flag=True, help="AddressSanitizer + UndefinedBehaviorSanitizer build, into build-sanitize/ (for testing).")
-def build(directory, abi, deepstream_include, sanitize):
+def build(directory, abi, deepstream_include, tensorrt_include, cuda_include, sanitize):
     """Build a generated parser directory into the library nvinfer loads."""
-    result = build_with_status(directory, abi, deepstream_include, sanitize)
-    out.print(f"built [bold]{result.library}[/] (DeepStream ABI {result.abi}, {result.headers} headers; log {result.log})")
+    result = build_with_status(directory, abi, deepstream_include, sanitize, tensorrt_include=tensorrt_include,
+                               cuda_include=cuda_include)
+    out.print(f"built [bold]{result.library}[/] ({built_text(result)}; log {result.log})")
     if sanitize:
         print(f"sanitized build for testing, not for deployment: dsparsers conform --dir {directory} --sanitize")
         return

@@ -82,8 +82,10 @@ def convert_value(key: str, spec: KeySpec, raw: str) -> object:
                 values.append(_scalar(item if spec.item is str else item.strip(), spec.item))
             except ValueError as exc:
                 raise ValueError(f"item {index}: {exc}") from None
-        if spec.length is not None and len(values) != spec.length:
-            raise ValueError(f"expected exactly {spec.length} values, got {len(values)}")
+        if spec.length is not None and not spec.length[0] <= len(values) <= spec.length[1]:
+            low, high = spec.length
+            wanted = f"exactly {low}" if low == high else f"{low} to {high}"
+            raise ValueError(f"expected {wanted} values, got {len(values)} (nvinfer refuses it)")
         return values
     value = _scalar(raw, spec.type)
     check_range(spec, value)

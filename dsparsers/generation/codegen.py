@@ -90,17 +90,18 @@ def parser_names(arch: Architecture, requested_as: str | None = None) -> ParserN
 
 
 def render_config(arch: Architecture, params: HeadParams, *, requested_as: str | None = None,
-                  model: ModelInfo | None = None, onnx_file: str | None = None) -> tuple[str, str]:
+                  model: ModelInfo | None = None, onnx_file: str | None = None,
+                  batch_size: int | None = None) -> tuple[str, str]:
     """(file name, text) of the nvinfer config ``generate`` writes for ``params``, without rendering C++
     (``run`` reads a model's settings from it)."""
     requested_as = (requested_as or arch.name).lower()
     names = parser_names(arch, requested_as)
-    return names.config, parser_config(arch, params, names, model, onnx_file, requested_as).render()
+    return names.config, parser_config(arch, params, names, model, onnx_file, requested_as, batch_size).render()
 
 
 def render_parser(arch: Architecture, params: HeadParams, *, requested_as: str | None = None,
                   model: ModelInfo | None = None, onnx_file: str | None = None,
-                  template_dirs: list[Path] = ()) -> GeneratedParser:
+                  template_dirs: list[Path] = (), batch_size: int | None = None) -> GeneratedParser:
     requested_as = (requested_as or arch.name).lower()
     stem = identifier(requested_as).lower()
     parser = parser_names(arch, requested_as)
@@ -130,7 +131,7 @@ def render_parser(arch: Architecture, params: HeadParams, *, requested_as: str |
         files[name] = path.read_text(encoding="utf-8")
     for header in sorted((RUNTIME_INCLUDE_DIR / "dsparsers").glob("*.h")) + sorted((SUPPORT_DIR / "dsparsers").glob("*.h")):
         files[f"include/dsparsers/{header.name}"] = header.read_text(encoding="utf-8")
-    files[names["config"]] = parser_config(arch, params, parser, model, onnx_file, requested_as).render()
+    files[names["config"]] = parser_config(arch, params, parser, model, onnx_file, requested_as, batch_size).render()
     files["labels.txt"] = "".join(label_text(n, f"class_{i}") + "\n" for i, n in enumerate(params.labels()))
     manifest = {
         "generator": f"dsparsers {__version__}",

@@ -2,10 +2,16 @@
 written in GKeyFile syntax. PROPERTY_KEYS and CLASS_ATTRS_KEYS are the source of truth for every key
 dsparsers writes (``config_writer``) or reads (``dsparsers.emulation.config_reader``): a key not in
 them, or a value of the wrong type, cannot reach a user's pipeline.
+
+The ranges are nvinfer's own (DeepStream 9.1 ``gstnvinfer_property_parser.cpp``, which stops on a value
+outside them, and the buffers of ``NvDsInferContextInitParams`` in ``nvdsinfer_context.h``: paths are
+copied into 4096-byte arrays, function names into 1024-byte ones, at most 4 offsets, batch-size up to
+NVDSINFER_MAX_BATCH_SIZE = 1024). Integers are read with g_key_file_get_integer: 32-bit.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from dsparsers.generation.escaping import keyfile_value
@@ -23,36 +29,49 @@ class KeySpec:
     run: bool = False
     choices: tuple | None = None  # the values nvinfer accepts, when it is an enumeration
     minimum: float | None = None
-    maximum: float | None = None  # inclusive, as nvinfer's property parser checks it
-    length: int | None = None  # a list key nvinfer wants with exactly this many items
+    maximum: float | None = None
+    #: lists: how many items nvinfer takes (min, max); each item at least ``item_minimum``
+    length: tuple[int, int] | None = None
+    item_minimum: int | None = None
+    #: text: the longest nvinfer keeps whole (it copies into a fixed char array with g_strlcpy)
+    max_length: int | None = None
 
 
 def _k(type_: type, default: object, doc: str, **kw) -> KeySpec:
     return KeySpec(type_, default, doc, **kw)
 
 
+#: _PATH_MAX and _MAX_STR_LENGTH of nvdsinfer_context.h, less the terminating NUL
+PATH_MAX_LENGTH = 4095
+NAME_MAX_LENGTH = 1023
+#: NVDSINFER_MAX_BATCH_SIZE
+MAX_BATCH_SIZE = 1024
+INT32_RANGE = (-(2 ** 31), 2 ** 31 - 1)
+
+
 #: The documented Gst-nvinfer ``[property]`` keys (DeepStream 6.2 to 9.1).
 PROPERTY_KEYS: dict[str, KeySpec] = {
-    "gpu-id": _k(int, 0, "GPU to run on"),
+    "gpu-id": _k(int, 0, "GPU to run on", minimum=0),
     "net-scale-factor": _k(float, 1.0, "pixel scale: y = net-scale-factor * (x - offsets)", run=True),
-    "offsets": _k(list, None, "per-channel mean subtracted before scaling (network channel order)", run=True),
+    "offsets": _k(list, None, "per-channel mean subtracted before scaling (network channel order)", run=True,
+                   length=(0, 4)),
     "model-color-format": _k(int, 0, "0 RGB, 1 BGR, 2 GRAY", run=True, choices=(0, 1, 2)),
-    "onnx-file": _k(str, None, "ONNX model; nvinfer builds the TensorRT engine from it", run=True),
-    "model-engine-file": _k(str, None, "serialized TensorRT engine"),
-    "int8-calib-file": _k(str, None, "INT8 calibration cache"),
-    "model-file": _k(str, None, "Caffe model"),
-    "proto-file": _k(str, None, "Caffe prototxt"),
-    "mean-file": _k(str, None, "PPM mean image subtracted before scaling (not emulated)"),
-    "uff-file": _k(str, None, "UFF model"),
-    "uff-input-blob-name": _k(str, None, "UFF input layer name"),
+    "onnx-file": _k(str, None, "ONNX model; nvinfer builds the TensorRT engine from it", run=True, max_length=PATH_MAX_LENGTH),
+    "model-engine-file": _k(str, None, "serialized TensorRT engine", max_length=PATH_MAX_LENGTH),
+    "int8-calib-file": _k(str, None, "INT8 calibration cache", max_length=PATH_MAX_LENGTH),
+    "model-file": _k(str, None, "Caffe model", max_length=PATH_MAX_LENGTH),
+    "proto-file": _k(str, None, "Caffe prototxt", max_length=PATH_MAX_LENGTH),
+    "mean-file": _k(str, None, "PPM mean image subtracted before scaling (not emulated)", max_length=PATH_MAX_LENGTH),
+    "uff-file": _k(str, None, "UFF model", max_length=PATH_MAX_LENGTH),
+    "uff-input-blob-name": _k(str, None, "UFF input layer name", max_length=NAME_MAX_LENGTH),
     "uff-input-dims": _k(list, None, "UFF input dims C;H;W;order (deprecated)", item=int),
     "uff-input-order": _k(int, 0, "UFF input order: 0 NCHW, 1 NHWC, 2 NC", choices=(0, 1, 2)),
-    "tlt-encoded-model": _k(str, None, "TAO encoded model"),
-    "tlt-model-key": _k(str, None, "TAO model key"),
-    "custom-network-config": _k(str, None, "custom network config for engine-create-func-name"),
-    "engine-create-func-name": _k(str, None, "custom engine creation function"),
-    "labelfile-path": _k(str, None, "class labels, one per line", run=True),
-    "batch-size": _k(int, 1, "frames per inference", minimum=1, maximum=1024, run=True),
+    "tlt-encoded-model": _k(str, None, "TAO encoded model", max_length=PATH_MAX_LENGTH),
+    "tlt-model-key": _k(str, None, "TAO model key", max_length=NAME_MAX_LENGTH),
+    "custom-network-config": _k(str, None, "custom network config for engine-create-func-name", max_length=PATH_MAX_LENGTH),
+    "engine-create-func-name": _k(str, None, "custom engine creation function", max_length=NAME_MAX_LENGTH),
+    "labelfile-path": _k(str, None, "class labels, one per line", run=True, max_length=PATH_MAX_LENGTH),
+    "batch-size": _k(int, 1, "frames per inference", minimum=1, maximum=MAX_BATCH_SIZE, run=True),
     "network-mode": _k(int, 0, "0 FP32, 1 INT8, 2 FP16, 3 BEST", choices=(0, 1, 2, 3)),
     "num-detected-classes": _k(int, None, "classes the detector reports", minimum=0, run=True),
     "interval": _k(int, 0, "frames skipped between inferences", minimum=0),
@@ -66,13 +85,14 @@ PROPERTY_KEYS: dict[str, KeySpec] = {
                        choices=(0, 1, 2, 3, 4), run=True),
     "maintain-aspect-ratio": _k(bool, False, "letterbox instead of stretching", run=True),
     "symmetric-padding": _k(bool, False, "centre the letterbox padding", run=True),
-    "parse-bbox-func-name": _k(str, None, "exported parse function", run=True),
-    "parse-bbox-instance-mask-func-name": _k(str, None, "exported instance-mask parse function"),
-    "parse-classifier-func-name": _k(str, None, "exported classifier parse function"),
-    "custom-lib-path": _k(str, None, "parser library", run=True),
+    "parse-bbox-func-name": _k(str, None, "exported parse function", run=True, max_length=NAME_MAX_LENGTH),
+    "parse-bbox-instance-mask-func-name": _k(str, None, "exported instance-mask parse function", max_length=NAME_MAX_LENGTH),
+    "parse-classifier-func-name": _k(str, None, "exported classifier parse function", max_length=NAME_MAX_LENGTH),
+    "custom-lib-path": _k(str, None, "parser library", run=True, max_length=PATH_MAX_LENGTH),
     "output-instance-mask": _k(bool, False, "attach instance masks to objects"),
     "segmentation-threshold": _k(float, 0.0, "mask probability threshold", minimum=0),
-    "infer-dims": _k(list, None, "input dims C;H;W when the model does not fix them", item=int, run=True),
+    "infer-dims": _k(list, None, "input dims C;H;W when the model does not fix them", item=int, run=True,
+                      length=(3, 3), item_minimum=1),
     "input-dims": _k(list, None, "input dims C;H;W;order (deprecated)", item=int),
     "output-blob-names": _k(list, None, "output layer names", item=str),
     "output-io-formats": _k(list, None, "output layer:type:format", item=str),
@@ -142,8 +162,8 @@ CLASS_ATTRS_KEYS: dict[str, KeySpec] = {
     "detected-min-h": _k(int, 0, "minimum object height in frame pixels", run=True, minimum=0),
     "detected-max-w": _k(int, 0, "maximum object width in frame pixels (0: none)", run=True, minimum=0),
     "detected-max-h": _k(int, 0, "maximum object height in frame pixels (0: none)", run=True, minimum=0),
-    "border-color": _k(list, None, "box colour r;g;b;a (0 to 1)", length=4),
-    "bg-color": _k(list, None, "box background colour r;g;b;a (0 to 1)", length=4),
+    "border-color": _k(list, None, "box colour r;g;b;a (0 to 1)", length=(4, 4)),
+    "bg-color": _k(list, None, "box background colour r;g;b;a (0 to 1)", length=(4, 4)),
 }
 
 CLASS_ATTRS_ALL = "class-attrs-all"
@@ -186,3 +206,41 @@ def format_value(key: str, spec: KeySpec, value: object) -> str:
     if not isinstance(value, str):
         raise TypeError(f"{key}: expected text, got {value!r}")
     return keyfile_value(value)
+
+
+def check_value(key: str, spec: KeySpec, value: object) -> None:
+    """ValueError unless ``value`` (already of ``spec``'s type) is one nvinfer's property parser takes
+    whole: in its enumeration and range, a 32-bit integer, a finite number, a list of the length it reads,
+    text no longer than the array nvinfer copies it into."""
+    def number(v: object, what: str) -> None:
+        if isinstance(v, float) and not math.isfinite(v):
+            raise ValueError(f"{key}: {what} {v!r} is not a finite number")
+        if isinstance(v, int) and not isinstance(v, bool) and not INT32_RANGE[0] <= v <= INT32_RANGE[1]:
+            raise ValueError(f"{key}: {what} {v!r} does not fit the 32-bit integer nvinfer reads")
+
+    if spec.type is list:
+        items = list(value)  # type: ignore[arg-type]
+        if spec.length is not None and not spec.length[0] <= len(items) <= spec.length[1]:
+            wanted = str(spec.length[0]) if spec.length[0] == spec.length[1] else f"{spec.length[0]} to {spec.length[1]}"
+            raise ValueError(f"{key}: nvinfer takes {wanted} items, got {len(items)}")
+        for item in items:
+            if spec.item is not str:
+                number(item, "item")
+            if spec.item_minimum is not None and item < spec.item_minimum:
+                raise ValueError(f"{key}: item {item!r} is below {spec.item_minimum}")
+        return
+    if spec.type is str:
+        # the bytes nvinfer gets once GKeyFile has unescaped the value keyfile_value writes
+        size = len(str(value).encode("utf-8", "replace").replace(b"\x00", b""))
+        if spec.max_length is not None and size > spec.max_length:
+            raise ValueError(f"{key}: {size} bytes; nvinfer keeps at most {spec.max_length}")
+        return
+    if spec.type is bool:
+        return
+    number(value, "value")
+    if spec.choices is not None and value not in spec.choices:
+        raise ValueError(f"{key}: {value!r} is not one of {', '.join(map(str, spec.choices))}")
+    if spec.minimum is not None and value < spec.minimum:  # type: ignore[operator]
+        raise ValueError(f"{key}: {value!r} is below nvinfer's minimum {spec.minimum:g}")
+    if spec.maximum is not None and value > spec.maximum:  # type: ignore[operator]
+        raise ValueError(f"{key}: {value!r} is above nvinfer's maximum {spec.maximum:g}")

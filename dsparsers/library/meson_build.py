@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -15,6 +16,200 @@ from dsparsers.errors import BuildError, UsageError
 from dsparsers.generation.manifest import MANIFEST, read_manifest
 
 STANDARD_DEEPSTREAM_INCLUDES = Path("/opt/nvidia/deepstream/deepstream/sources/includes")
+
+#: the header of each dependency that DeepStream's headers pull in
+TENSORRT_HEADER = "NvInfer.h"
+CUDA_HEADER = "cuda_runtime_api.h"
+_TENSORRT_NAME = re.compile(r"^Nv(Infer|Onnx|Caffe|Uff|Utils)\w*\.h$")
+_CUDA_NAME = re.compile(r"^(cuda\w*|driver_types|vector_types)\.h$")
+_INCLUDE_LINE = re.compile(r'^[ \t]*#[ \t]*include[ \t]*([<"])([^>"]+)[>"]', re.MULTILINE)
+
+
+@dataclass(frozen=True)
+class HeaderDirs:
+    """Where the headers a build against DeepStream's own needs were found ("" for one it does not need)."""
+
+    deepstream: str = ""  # "" for the bundled header
+    tensorrt: str = ""
+    cuda: str = ""
+    #: of "tensorrt", "cuda": those found in a directory the compiler searches by itself
+    compiler_finds: tuple[str, ...] = ()
+
+    def meson_options(self) -> list[str]:
+        # meson reserves cuda_* option names (a language's prefix): the CUDA runtime's option is cudart_include
+        finds = ",".join("cudart" if dep == "cuda" else dep for dep in self.compiler_finds)
+        return [f"-Dtensorrt_include={self.tensorrt or 'none'}", f"-Dcudart_include={self.cuda or 'none'}",
+                f"-Dcompiler_finds={finds}"]
+
+
+def compiler_include_dirs(environ: dict[str, str] | None = None) -> tuple[Path, ...] | None:
+    """The directories the C++ compiler meson will use (``CXX``, else c++) searches for ``#include <...>``
+    by itself: its built-in list (with the multiarch one, e.g. /usr/include/x86_64-linux-gnu, where
+    TensorRT's Debian packages put NvInfer.h) and those of CPLUS_INCLUDE_PATH/CPATH. None when the
+    compiler does not run (meson then says so)."""
+    env = dict(os.environ if environ is None else environ)
+    compiler = shlex.split(env.get("CXX", "")) or ["c++"]
+    try:
+        proc = subprocess.run([*compiler, "-xc++", "-E", "-v", "-"], input="", capture_output=True, text=True,
+                              env=env, timeout=60)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    dirs: list[Path] = []
+    inside = False
+    for line in proc.stderr.splitlines():
+        if line.startswith("#include <...> search starts here"):
+            inside = True
+        elif line.startswith("End of search list"):
+            break
+        elif inside and line.startswith(" "):
+            dirs.append(Path(os.path.normpath(line.strip().removesuffix(" (framework directory)"))))
+    return tuple(dirs) if proc.returncode == 0 else None
+
+
+def _version_key(path: Path) -> tuple:
+    """cuda-12.10 after cuda-12.9: the numeric parts of the name, compared as numbers."""
+    return tuple(int(part) for part in re.findall(r"\d+", path.name))
+
+
+def cuda_include_candidates(environ: dict[str, str] | None = None, root: Path = Path("/")) -> list[tuple[Path, str]]:
+    """(directory, why) where CUDA's headers may be, in the order a DeepStream machine has them:
+    CUDA_VER (DeepStream's own Makefiles: /usr/local/cuda-$CUDA_VER/include), CUDA_HOME, CUDA_PATH,
+    /usr/local/cuda, /usr/local/cuda-* newest first, then next to nvcc (its ../include)."""
+    env = os.environ if environ is None else environ
+    local = root / "usr" / "local"
+    found: list[tuple[Path, str]] = []
+    if env.get("CUDA_VER"):
+        found.append((local / f"cuda-{env['CUDA_VER']}" / "include", f"CUDA_VER={env['CUDA_VER']}"))
+    for name in ("CUDA_HOME", "CUDA_PATH"):
+        if env.get(name):
+            found.append((Path(env[name]) / "include", f"{name}={env[name]}"))
+    found.append((local / "cuda" / "include", str(local / "cuda")))
+    try:
+        versioned = sorted((p for p in local.glob("cuda-*") if _version_key(p)), key=_version_key, reverse=True)
+    except OSError:
+        versioned = []
+    found.extend((p / "include", str(p)) for p in versioned)
+    nvcc = shutil.which("nvcc", path=env.get("PATH", os.defpath))
+    if nvcc:
+        for binary in dict.fromkeys((Path(nvcc), Path(nvcc).resolve())):
+            found.append((binary.parent.parent / "include", f"nvcc at {binary}"))
+    return found
+
+
+def tensorrt_include_candidates(environ: dict[str, str] | None = None) -> list[tuple[Path, str]]:
+    """(directory, why) for TensorRT's headers beyond the compiler's own path: TENSORRT_DIR (a tarball's root
+    or its include/)."""
+    env = os.environ if environ is None else environ
+    if not env.get("TENSORRT_DIR"):
+        return []
+    base = Path(env["TENSORRT_DIR"])
+    return [(base / "include", f"TENSORRT_DIR={base}"), (base, f"TENSORRT_DIR={base}")]
+
+
+def _includes(path: Path) -> list[tuple[str, bool]]:
+    """(name, quoted) of each #include line of ``path``."""
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return []
+    return [(m.group(2).strip(), m.group(1) == '"') for m in _INCLUDE_LINE.finditer(text)]
+
+
+def _check_path_text(path: Path, option: str) -> None:
+    text = str(path)
+    if any(c in text for c in '"\\') or any(ord(c) < 32 for c in text):
+        raise UsageError(f"{option} {text!r}: a path with a quote, backslash or control character cannot be "
+                         "recorded in the build record; use a plain path (a symlink)")
+
+
+def find_header_dirs(deepstream: Path, *, tensorrt_include: Path | str | None = None,
+                     cuda_include: Path | str | None = None, environ: dict[str, str] | None = None,
+                     root: Path = Path("/"), compiler_dirs: tuple[Path, ...] | None = None) -> HeaderDirs:
+    """The TensorRT and CUDA header directories that DeepStream's headers in ``deepstream`` need, found the
+    way a DeepStream machine has them; UsageError naming the missing header and how to supply it.
+
+    The headers are followed from nvdsinfer_custom_impl.h through DeepStream's and TensorRT's own files;
+    TensorRT's directory is ``tensorrt_include`` when given, else the compiler's own search path (the
+    multiarch directory of the Debian packages), else TENSORRT_DIR; CUDA's is ``cuda_include``, else the
+    compiler's path, else :func:`cuda_include_candidates`. ``compiler_dirs`` None asks the compiler."""
+    deepstream = Path(deepstream)
+    if compiler_dirs is None:
+        compiler_dirs = compiler_include_dirs(environ)
+        if compiler_dirs is None:  # no compiler: meson reports it, with what to install
+            return HeaderDirs(str(deepstream))
+    compiler_dirs = tuple(compiler_dirs)
+    chosen: dict[str, Path] = {}
+    explicit = {"tensorrt": tensorrt_include, "cuda": cuda_include}
+    headers = {"tensorrt": TENSORRT_HEADER, "cuda": CUDA_HEADER}
+    for dep, value in explicit.items():
+        if value is not None:
+            path = Path(value).expanduser()
+            option = f"--{dep}-include"
+            if not (path / headers[dep]).is_file():
+                raise UsageError(f"{option} {path}: no {headers[dep]} there")
+            _check_path_text(path, option)
+            chosen[dep] = path.resolve()
+
+    def search_dirs() -> list[Path]:
+        return [deepstream, *chosen.values(), *compiler_dirs]
+
+    def locate(name: str, quoted: bool, including: Path) -> Path | None:
+        for directory in ([including.parent] if quoted else []) + search_dirs():
+            if (directory / name).is_file():
+                return directory / name
+        return None
+
+    def supply(dep: str, name: str, including: Path) -> Path:
+        """The directory that makes ``name`` (a TensorRT or CUDA header) found, or UsageError."""
+        candidates = (tensorrt_include_candidates(environ) if dep == "tensorrt"
+                      else cuda_include_candidates(environ, root))
+        for directory, _ in candidates:
+            if (directory / name).is_file():
+                _check_path_text(directory, f"the {dep} headers at")
+                return directory.resolve()
+        if dep == "tensorrt":
+            fix = ("install TensorRT's headers (Debian/Ubuntu: libnvinfer-dev libnvonnxparsers-dev) or pass "
+                   "--tensorrt-include DIR")
+        else:
+            looked = ", ".join(dict.fromkeys(str(d) for d, _ in candidates))
+            fix = f"install the CUDA toolkit's headers or pass --cuda-include DIR (looked in {looked})"
+        raise UsageError(f"{_owner(including)} {name}, which is not on the include path: {fix}")
+
+    def _owner(including: Path) -> str:
+        if including.parent == deepstream:
+            return f"DeepStream headers at {deepstream} include"
+        if _TENSORRT_NAME.match(including.name):
+            return f"TensorRT's headers at {including.parent} include"
+        return f"{including} includes"
+
+    used: dict[str, Path] = {}  # dependency -> the directory its first header came from
+    pending = [deepstream / "nvdsinfer_custom_impl.h"]
+    seen: set[Path] = set()
+    while pending:
+        current = pending.pop(0)
+        if current in seen:
+            continue
+        seen.add(current)
+        for name, quoted in _includes(current):
+            base = Path(name).name
+            dep = "tensorrt" if _TENSORRT_NAME.match(base) else "cuda" if _CUDA_NAME.match(base) else None
+            path = locate(name, quoted, current)
+            if path is None and dep is not None and dep not in chosen:
+                chosen[dep] = supply(dep, name, current)
+                path = locate(name, quoted, current)
+            if path is None:
+                if dep is not None:
+                    raise UsageError(f"{_owner(current)} {name}, which is in neither {chosen[dep]} (the {dep} "
+                                     f"headers used) nor the compiler's path: pass --{dep}-include DIR")
+                continue  # not a DeepStream, TensorRT or CUDA header: the compiler has it or says so
+            if dep is not None:
+                used.setdefault(dep, path.parent)
+            if dep == "tensorrt" or base.startswith("nvds"):
+                pending.append(path)  # follow DeepStream's and TensorRT's own includes, not the system's
+    defaults = {Path(os.path.normpath(d)) for d in compiler_dirs}
+    return HeaderDirs(str(deepstream), str(used.get("tensorrt", "")), str(used.get("cuda", "")),
+                      tuple(dep for dep in ("tensorrt", "cuda")
+                            if dep in used and Path(os.path.normpath(used[dep])) in defaults))
 
 
 #: what `--sanitize` builds with: AddressSanitizer + UndefinedBehaviorSanitizer, aborting on the first report
@@ -32,6 +227,10 @@ class BuildResult:
     sanitize: str = ""
     #: "detector" or "instance-mask" (the nvinfer key that names the function differs)
     parser_kind: str = "detector"
+    #: the header directories it was built against ("" for one not used), as the build record has them
+    deepstream_include: str = ""
+    tensorrt_include: str = ""
+    cuda_include: str = ""
 
     @property
     def function_key(self) -> str:
@@ -88,11 +287,14 @@ def _run(cmd: list[str], log: Path, what: str, cwd: Path | None = None) -> None:
 
 
 def build_directory(directory: Path, *, abi: int | None = None, deepstream_include: Path | str | None = None,
-                    builddir: str | None = None, sanitize: bool = False) -> BuildResult:
+                    builddir: str | None = None, sanitize: bool = False, tensorrt_include: Path | str | None = None,
+                    cuda_include: Path | str | None = None, environ: dict[str, str] | None = None) -> BuildResult:
     """meson setup (release, -O3) + compile in ``directory``/``builddir``; returns the library path.
 
     ``abi`` None lets the build decide (DeepStream's headers when found, else 9); ``deepstream_include``
-    None uses the standard install location when present, "bundled" forces the bundled headers.
+    None uses the standard install location when present, "bundled" forces the bundled headers. With
+    DeepStream's headers, the TensorRT and CUDA headers they include are found by :func:`find_header_dirs`
+    (``tensorrt_include``/``cuda_include`` first when given) and passed to meson.
     """
     directory = Path(directory).resolve()
     manifest_path = directory / MANIFEST
@@ -103,20 +305,31 @@ def build_directory(directory: Path, *, abi: int | None = None, deepstream_inclu
         raise UsageError(f"--abi {abi}: expected 8 (DeepStream <= 8.x) or 9 (DeepStream >= 9.0)")
     builddir = builddir or ("build-sanitize" if sanitize else "build")
     options = [f"-Ddeepstream_abi={abi if abi else 'auto'}"] + (SANITIZE_OPTIONS if sanitize else [])
-    if deepstream_include is not None:
-        include = str(deepstream_include)
-        if include not in ("auto", "bundled"):
-            path = Path(include)
-            if not (path / "nvdsinfer_custom_impl.h").is_file():
-                raise UsageError(f"--deepstream-include {path}: no nvdsinfer_custom_impl.h there")
-            include = str(path.resolve())
-        options.append(f"-Ddeepstream_include={include}")
+    include = "auto" if deepstream_include is None else str(deepstream_include)
+    if include == "auto":
+        standard = STANDARD_DEEPSTREAM_INCLUDES
+        include = str(standard) if (standard / "nvdsinfer_custom_impl.h").is_file() else "bundled"
+    if include == "bundled":
+        dirs = HeaderDirs()
+        if tensorrt_include is not None or cuda_include is not None:
+            raise UsageError("--tensorrt-include/--cuda-include: only for a build against DeepStream's headers "
+                             "(the bundled header needs neither)")
+    else:
+        path = Path(include)
+        if not (path / "nvdsinfer_custom_impl.h").is_file():
+            raise UsageError(f"--deepstream-include {path}: no nvdsinfer_custom_impl.h there")
+        _check_path_text(path, "--deepstream-include")
+        path = path.resolve()
+        include = str(path)
+        dirs = find_header_dirs(path, tensorrt_include=tensorrt_include, cuda_include=cuda_include, environ=environ)
+    options.append(f"-Ddeepstream_include={include}")
+    options += dirs.meson_options()
     build = directory / builddir
     log = directory / f"{builddir}.log"
     log.write_text("", encoding="utf-8")
     meson = meson_command()
-    if (build / "build.ninja").is_file():
-        _run(meson + ["configure", str(build), *options], log, "meson configure")
+    if (build / "build.ninja").is_file():  # --reconfigure also reads options added since the first setup
+        _run(meson + ["setup", "--reconfigure", str(build), str(directory), *options], log, "meson setup")
     else:
         if build.exists():
             shutil.rmtree(build)
@@ -130,7 +343,7 @@ def build_directory(directory: Path, *, abi: int | None = None, deepstream_inclu
     if record is None:
         raise BuildError(f"the build finished but {info_path} is not a valid build record (full log: {log})")
     return BuildResult(library, manifest.function, record.abi, record.headers, log, record.sanitize,
-                       manifest.parser_kind)
+                       manifest.parser_kind, record.deepstream_include, record.tensorrt_include, record.cuda_include)
 
 
 @dataclass(frozen=True)
@@ -141,14 +354,21 @@ class BuildRecord:
     headers: str
     sanitize: str = ""
     raw: dict | None = None
+    #: the DeepStream, TensorRT and CUDA header directories ("" for one not used; "compiler" where a plain
+    #: `meson setup` left TensorRT or CUDA to the compiler's own path)
+    deepstream_include: str = ""
+    tensorrt_include: str = ""
+    cuda_include: str = ""
 
 
 def read_build_record(library: Path) -> BuildRecord | None:
     """The build record beside ``library`` (lib*.so.json), or None when there is none."""
     try:
         info = json.loads(Path(str(library) + ".json").read_text(encoding="utf-8"))
-        return BuildRecord(int(info["abi"]), str(info.get("headers", "bundled")), str(info.get("sanitize", "")), info)
-    except (OSError, ValueError, KeyError, TypeError):
+        return BuildRecord(int(info["abi"]), str(info.get("headers", "bundled")), str(info.get("sanitize", "")), info,
+                           str(info.get("deepstream_include", "")), str(info.get("tensorrt_include", "")),
+                           str(info.get("cuda_include", "")))
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return None
 
 

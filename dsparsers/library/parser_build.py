@@ -45,7 +45,8 @@ def build_parser(architecture: "Architecture", params: "HeadParams", directory: 
                  requested_as: str | None = None, model: "ModelInfo | None" = None, onnx_file: str | None = None,
                  template_dirs: list[Path] = (), build: bool = True, cached: bool = False, force: bool = True,
                  abi: int | None = None, deepstream_include: Path | str | None = "bundled", sanitize: bool = False,
-                 transform: Callable[[dict[str, str], GeneratedParser], dict[str, str]] | None = None) -> BuiltParser:
+                 transform: Callable[[dict[str, str], GeneratedParser], dict[str, str]] | None = None,
+                 batch_size: int | None = None) -> BuiltParser:
     """Render the parser of ``params``, write it into ``directory`` and (``build``) build it.
 
     ``cached`` (no ``directory``): the cache directory ``<cache>/parsers/<requested_as>-<key>``, reused
@@ -53,7 +54,7 @@ def build_parser(architecture: "Architecture", params: "HeadParams", directory: 
     plant bugs this way). ``force`` overwrites files edited since dsparsers wrote them.
     """
     generated = render_parser(architecture, params, requested_as=requested_as, model=model, onnx_file=onnx_file,
-                              template_dirs=list(template_dirs))
+                              template_dirs=list(template_dirs), batch_size=batch_size)
     files = dict(generated.files)
     if transform is not None:
         files = transform(files, generated)
@@ -67,7 +68,8 @@ def build_parser(architecture: "Architecture", params: "HeadParams", directory: 
         if record is not None and build and abi in (None, record.abi):
             return BuiltParser(generated, directory, BuildResult(
                 library, generated.function_name, record.abi, record.headers, directory / f"{builddir}.log",
-                record.sanitize, architecture.parser_kind))
+                record.sanitize, architecture.parser_kind, record.deepstream_include, record.tensorrt_include,
+                record.cuda_include))
     directory = Path(directory)
     write_directory(directory, files, force=force)
     result = None

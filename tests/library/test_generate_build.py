@@ -57,7 +57,8 @@ def test_library_exports_only_the_parse_function_and_records_its_abi(default_bui
     assert ctypes.cast(handle.NvDsInferParseYoloAnchorFree, ctypes.c_void_p).value
     info = json.loads((library.parent / (library.name + ".json")).read_text())
     assert info == {"generator": "dsparsers 0.1.0", "architecture": "yolo-anchor-free",
-                    "function": "NvDsInferParseYoloAnchorFree", "abi": 9, "headers": "bundled", "sanitize": ""}
+                    "function": "NvDsInferParseYoloAnchorFree", "abi": 9, "headers": "bundled",
+                    "deepstream_include": "", "tensorrt_include": "", "cuda_include": "", "sanitize": ""}
 
 
 def test_config_matches_the_model(tmp_path):

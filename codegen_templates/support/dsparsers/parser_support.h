@@ -28,6 +28,25 @@
 #include "dsparsers/nvdsinfer_abi.h"
 #endif
 
+// NvDsInferDataType by number. DeepStream 6.x-8.x name only FLOAT = 0, HALF = 1, INT8 = 2, INT32 = 3;
+// INT64 = 4 and UINT8 = 5 are named from 9.0 on, so code that must compile against every release uses
+// these constants, never the newer enumerator names.
+namespace dsparsers {
+constexpr NvDsInferDataType kTypeFloat = static_cast<NvDsInferDataType>(0);
+constexpr NvDsInferDataType kTypeHalf = static_cast<NvDsInferDataType>(1);
+constexpr NvDsInferDataType kTypeInt8 = static_cast<NvDsInferDataType>(2);
+constexpr NvDsInferDataType kTypeInt32 = static_cast<NvDsInferDataType>(3);
+constexpr NvDsInferDataType kTypeInt64 = static_cast<NvDsInferDataType>(4);
+constexpr NvDsInferDataType kTypeUint8 = static_cast<NvDsInferDataType>(5);
+}  // namespace dsparsers
+
+#if defined(DSPARSERS_HEADERS_LACK_INT64_UINT8)
+// Set by meson.build when the DeepStream headers' NvDsInferDataType has no INT64/UINT8 (before 9.0):
+// the two names, with NVIDIA's values, for parser code that names them.
+constexpr NvDsInferDataType INT64 = dsparsers::kTypeInt64;
+constexpr NvDsInferDataType UINT8 = dsparsers::kTypeUint8;
+#endif
+
 #if defined(__GNUC__)
 #define DSPARSERS_EXPORT __attribute__((visibility("default")))
 #else
@@ -69,14 +88,15 @@ inline float half_to_float(uint16_t h) {
 inline float load(const float* data, size_t index) { return data[index]; }
 inline float load(const uint16_t* data, size_t index) { return half_to_float(data[index]); }
 
+// By value (see kTypeInt64): the same names whatever the DeepStream release's header declares.
 inline const char* data_type_name(NvDsInferDataType type) {
-    switch (type) {
-        case FLOAT: return "FLOAT";
-        case HALF: return "HALF";
-        case INT8: return "INT8";
-        case INT32: return "INT32";
-        case INT64: return "INT64";
-        case UINT8: return "UINT8";
+    switch (static_cast<int>(type)) {
+        case 0: return "FLOAT";
+        case 1: return "HALF";
+        case 2: return "INT8";
+        case 3: return "INT32";
+        case 4: return "INT64";
+        case 5: return "UINT8";
         default: return "an unknown type";
     }
 }
