@@ -37,6 +37,8 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "detr",
     "efficientnms",
     "peoplesegnet",
+    "rtdetr_postprocessed",
+    "rtdetr_ultralytics",
     "ssd_nms",
     "tao_batched_nms",
     "yolo_anchor_free",
