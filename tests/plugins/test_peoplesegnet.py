@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 import math
+import subprocess
+import sys
 
 import numpy as np
 import onnx
@@ -426,3 +428,11 @@ def test_generate_build_conform_from_a_sigmoid_export(tmp_path):
     assert result.exit_code == 0, result.output
     assert "PASS" in result.output
     assert "masks: " in result.output and " compared; worst IoU " in result.output
+
+
+# -- the plugin module ---------------------------------------------------------------------------
+def test_plugin_module_imports_neither_numpy_nor_hypothesis():
+    code = ("import sys, dsparsers.plugins.peoplesegnet; "
+            "print('numpy' in sys.modules, 'hypothesis' in sys.modules)")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.split() == ["False", "False"], result.stderr

@@ -4,6 +4,8 @@ generated parser against the reference with mask comparison, and broken parsers 
 from __future__ import annotations
 
 import math
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -213,3 +215,11 @@ def test_config_asks_nvinfer_for_instance_masks(tmp_path):
     assert "IoU 0.6" in config  # the parser's own NMS threshold, in the cluster-mode comment
     source = (tmp_path / "g" / "nvdsparser_yolo11_seg.cpp").read_text()
     assert "constexpr float kNmsIou = 0.6f;" in source
+
+
+# -- the plugin module ---------------------------------------------------------------------------
+def test_plugin_module_imports_neither_numpy_nor_hypothesis():
+    code = ("import sys, dsparsers.plugins.yolo_seg; "
+            "print('numpy' in sys.modules, 'hypothesis' in sys.modules)")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.split() == ["False", "False"], result.stderr
