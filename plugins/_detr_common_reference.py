@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 from hypothesis import strategies as st
 
-from dsparsers import NetworkInfo
+from dsparsers import NetworkInfo, ParseOutcome
 from dsparsers import reference as ref
 from dsparsers import strategies as sts
 
@@ -17,6 +17,16 @@ def center_corners(cx, cy, w, h, network: NetworkInfo):
     width, height = np.float32(network.width), np.float32(network.height)
     return ((x1 * width).astype(np.float32), (y1 * height).astype(np.float32),
             (x2 * width).astype(np.float32), (y2 * height).astype(np.float32))
+
+
+def center_box_outcome(box: np.ndarray, cls: np.ndarray, score: np.ndarray, keep: np.ndarray,
+                       network: NetworkInfo) -> ParseOutcome:
+    """The accepted outcome of queries whose normalized cx, cy, w, h are columns 0..3 of ``box``: those
+    ``keep`` marks whose corners in network pixels are finite, as detections (clipped, at least a pixel)."""
+    x1, y1, x2, y2 = center_corners(box[:, 0], box[:, 1], box[:, 2], box[:, 3], network)
+    keep = keep & ref.all_finite(x1, y1, x2, y2)
+    return ParseOutcome(True, ref.boxes_to_detections(x1[keep], y1[keep], x2[keep], y2[keep], cls[keep],
+                                                      score[keep], network))
 
 
 @st.composite

@@ -13,7 +13,7 @@ from dsparsers import reference as ref
 from dsparsers import strategies as sts
 
 from ._detr_common import BOX_COLUMNS
-from ._detr_common_reference import center_corners, normalized_box
+from ._detr_common_reference import center_box_outcome, normalized_box
 from .detr import DetrParams
 
 #: logits are multiples of 1/64 in generated cases (exact in FP16; ties stay ties)
@@ -74,10 +74,7 @@ def reference(case: ParserCase, params: DetrParams) -> ParseOutcome:
         score, cls = activated_scores(ref.layer_view(logits), params.activation, params.no_object)
         box = ref.layer_view(boxes)
         keep = ref.passes_threshold(cls, score, case.params) & (cls < params.num_classes)
-        x1, y1, x2, y2 = center_corners(box[:, 0], box[:, 1], box[:, 2], box[:, 3], case.network)
-        keep &= ref.all_finite(x1, y1, x2, y2)
-        return ParseOutcome(True, ref.boxes_to_detections(x1[keep], y1[keep], x2[keep], y2[keep], cls[keep],
-                                                          score[keep], case.network))
+        return center_box_outcome(box, cls, score, keep, case.network)
 
 
 def bench_case(params: DetrParams, density: float, rng) -> ParserCase:

@@ -10,7 +10,7 @@ from dsparsers import DetectionParams, Layer, NetworkInfo, ParseOutcome, ParserC
 from dsparsers import reference as ref
 from dsparsers import strategies as sts
 
-from ._detr_common_reference import center_corners, normalized_box
+from ._detr_common_reference import center_box_outcome, normalized_box
 from .rtdetr_ultralytics import RtdetrParams
 
 
@@ -31,10 +31,7 @@ def reference(case: ParserCase, params: RtdetrParams) -> ParseOutcome:
             score, cls = ref.best_class(rows[:, 4:])
             valid = np.ones(len(rows), bool)
         keep = valid & ref.passes_threshold(cls, score, case.params)
-        x1, y1, x2, y2 = center_corners(rows[:, 0], rows[:, 1], rows[:, 2], rows[:, 3], case.network)
-        keep &= ref.all_finite(x1, y1, x2, y2)
-        return ParseOutcome(True, ref.boxes_to_detections(x1[keep], y1[keep], x2[keep], y2[keep], cls[keep],
-                                                          score[keep], case.network))
+        return center_box_outcome(rows, cls, score, keep, case.network)
 
 
 def bench_case(params: RtdetrParams, density: float, rng) -> ParserCase:

@@ -149,3 +149,8 @@ def test_detr_preprocessing_defaults(registry):
 @pytest.mark.parametrize("module", ["dsparsers.plugins.detr", "dsparsers.plugins._detr_common"])
 def test_plugin_module_imports_neither_numpy_nor_hypothesis(module):
     assert modules_loaded_by_import(module) == (False, False)
+
+
+def test_registered_by_the_plugin_module_named_after_it(registry):
+    for name in ["detr", "deformable-detr", "peoplenet-transformer"]:
+        assert registry.get(name).plugin == "detr"

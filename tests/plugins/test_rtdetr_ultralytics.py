@@ -99,3 +99,8 @@ def test_rtdetr_preprocessing_defaults(registry):
 @pytest.mark.parametrize("module", ["dsparsers.plugins.rtdetr_ultralytics", "dsparsers.plugins._detr_common"])
 def test_plugin_module_imports_neither_numpy_nor_hypothesis(module):
     assert modules_loaded_by_import(module) == (False, False)
+
+
+def test_registered_by_the_plugin_module_named_after_it(registry):
+    for name in ["rtdetr-ultralytics", "rtdetr"]:
+        assert registry.get(name).plugin == "rtdetr_ultralytics"

@@ -223,3 +223,8 @@ def test_plugin_module_imports_neither_numpy_nor_hypothesis():
             "print('numpy' in sys.modules, 'hypothesis' in sys.modules)")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.split() == ["False", "False"], result.stderr
+
+
+def test_registered_by_the_plugin_module_named_after_it(registry):
+    for name in ["yolo-seg", "yolo11-seg"]:
+        assert registry.get(name).plugin == "yolo_seg"
