@@ -1,11 +1,7 @@
 """Helpers shared by the DETR-style families' tests (test_detr, test_rtdetr_ultralytics,
-test_rtdetr_postprocessed): parser cases, small ONNX graphs, the generated config's lines, and the
-check that a plugin module imports neither NumPy nor Hypothesis."""
+test_rtdetr_postprocessed): parser cases, small ONNX graphs and the generated config's lines."""
 
 from __future__ import annotations
-
-import subprocess
-import sys
 
 import numpy as np
 import onnx
@@ -58,10 +54,3 @@ def config_lines(registry, arch: str) -> set[str]:
     generated = render_parser(architecture, params, requested_as=arch)
     return set(generated.files[generated.config_name].splitlines())
 
-
-def modules_loaded_by_import(module: str) -> tuple[bool, bool]:
-    """(numpy, hypothesis): whether importing ``module`` in a fresh interpreter loads them."""
-    code = (f"import sys, {module}; print('numpy' in sys.modules, 'hypothesis' in sys.modules)")
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    numpy, hypothesis = result.stdout.split()
-    return numpy == "True", hypothesis == "True"

@@ -13,8 +13,9 @@ from dsparsers.api.architecture import GenerateOptions
 from dsparsers.api.selection import choose
 from dsparsers.errors import UsageError
 from dsparsers.verification.conformance import run_conformance
-from detr_cases import F, INF, NAN, case, config_lines, graph, modules_loaded_by_import
+from detr_cases import F, INF, NAN, case, config_lines, graph
 from parser_checks import objects, run_both
+from plugin_imports import heavy_modules_loaded_by
 
 pytestmark = pytest.mark.filterwarnings("ignore::RuntimeWarning")
 
@@ -148,7 +149,7 @@ def test_detr_preprocessing_defaults(registry):
 
 @pytest.mark.parametrize("module", ["dsparsers.plugins.detr", "dsparsers.plugins._detr_common"])
 def test_plugin_module_imports_neither_numpy_nor_hypothesis(module):
-    assert modules_loaded_by_import(module) == (False, False)
+    assert heavy_modules_loaded_by(module) == []
 
 
 def test_registered_by_the_plugin_module_named_after_it(registry):
