@@ -37,6 +37,8 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "detr",
     "nms_plugin_outputs",
     "peoplesegnet",
+    "rtdetr_postprocessed",
+    "rtdetr_ultralytics",
     "yolo_anchor_free",
     "yolo_boxes_scores",
     "yolo_darknet",

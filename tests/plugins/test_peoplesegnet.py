@@ -21,6 +21,7 @@ from dsparsers.errors import UsageError
 from dsparsers.model.reader import load_model
 from dsparsers.api.abi_types import DataType, DetectionParams, Layer, NetworkInfo, ParserCase
 from parser_checks import objects
+from plugin_imports import heavy_modules_loaded_by
 
 NAN, INF = float("nan"), float("inf")
 DET, MASKS = "generate_detections", "mask_fcn_logits/BiasAdd"
@@ -426,3 +427,13 @@ def test_generate_build_conform_from_a_sigmoid_export(tmp_path):
     assert result.exit_code == 0, result.output
     assert "PASS" in result.output
     assert "masks: " in result.output and " compared; worst IoU " in result.output
+
+
+# -- the plugin module ---------------------------------------------------------------------------
+def test_plugin_module_imports_neither_numpy_nor_hypothesis():
+    assert heavy_modules_loaded_by("dsparsers.plugins.peoplesegnet") == []
+
+
+def test_registered_by_the_plugin_module_named_after_it(registry):
+    for name in ["peoplesegnet", "mask-rcnn-tao"]:
+        assert registry.get(name).plugin == "peoplesegnet"

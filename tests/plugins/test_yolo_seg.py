@@ -16,6 +16,7 @@ from dsparsers.errors import UsageError
 from dsparsers.model.reader import load_model
 from dsparsers.api.abi_types import DetectionParams, Layer, NetworkInfo, ParserCase
 from onnx_graphs import head_model, ultralytics_names
+from plugin_imports import heavy_modules_loaded_by
 
 
 def sig(x: float) -> float:
@@ -213,3 +214,13 @@ def test_config_asks_nvinfer_for_instance_masks(tmp_path):
     assert "IoU 0.6" in config  # the parser's own NMS threshold, in the cluster-mode comment
     source = (tmp_path / "g" / "nvdsparser_yolo11_seg.cpp").read_text()
     assert "constexpr float kNmsIou = 0.6f;" in source
+
+
+# -- the plugin module ---------------------------------------------------------------------------
+def test_plugin_module_imports_neither_numpy_nor_hypothesis():
+    assert heavy_modules_loaded_by("dsparsers.plugins.yolo_seg") == []
+
+
+def test_registered_by_the_plugin_module_named_after_it(registry):
+    for name in ["yolo-seg", "yolo11-seg"]:
+        assert registry.get(name).plugin == "yolo_seg"

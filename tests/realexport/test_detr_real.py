@@ -180,7 +180,7 @@ def test_real_detr_family_export_parses_like_the_library(exported, tmp_path, reg
     built = build_directory(tmp_path / "parser", deepstream_include="bundled")
     library = ParserLibrary(built.library, built.function, built.abi)
     try:
-        from dsparsers.plugins.detr import activated_scores
+        from dsparsers.plugins.detr_reference import activated_scores
 
         best, _ = activated_scores(outputs[0][0].astype(np.float32), params.activation, params.no_object)
         threshold = float(np.median(best))  # about half of the queries pass

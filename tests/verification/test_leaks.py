@@ -65,3 +65,21 @@ def test_the_leak_check_catches_a_leaking_parser(build_parser, bug, what, tmp_pa
         assert report.leaked_bytes >= (20 * 3 - 1) * 16 * 4  # all but the last, still reachable from the static
     else:
         assert report.mismatched_frees > 0
+
+
+def _third_mask_allocation_fails(source: str) -> str:
+    marker = "float* mask = dsparsers::new_mask("
+    assert source.count(marker) == 1
+    helper = "static bool third_allocation_fails() { static int calls = 0; return ++calls % 3 == 0; }\n"
+    return helper + source.replace(marker, "float* mask = third_allocation_fails() ? nullptr : dsparsers::new_mask(")
+
+
+@pytest.mark.parametrize("arch", MASK_ARCHITECTURES)
+def test_a_refused_frame_hands_back_no_objects(build_parser, open_parser, arch):
+    """When a mask cannot be allocated the parser refuses the frame, and nvinfer frees the masks of accepted
+    frames only: the objects (and masks) this call added must be gone, not handed back."""
+    architecture, params, _ = build_parser(arch)
+    case = busy_case(architecture, params)  # three objects or more: the third mask fails
+    _, _, library = open_parser(arch, source_patch=_third_mask_allocation_fails)
+    outcome = library.parse(case)
+    assert not outcome.accepted and len(outcome.objects) == 0

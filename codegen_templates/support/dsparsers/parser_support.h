@@ -466,6 +466,24 @@ inline bool with_float_data(const char* parser, const NvDsInferLayerInfo& layer,
     }
 }
 
+// -- layer lookup by name only (detr, rtdetr-postprocessed, peoplesegnet) -------------------------
+// The layer called `name`, or nullptr: no fallback by shape (callers that have one run it after every
+// role's name lookup, so that a layer found by name is never claimed by another role's shape test).
+inline const NvDsInferLayerInfo* find_named_layer(const std::vector<NvDsInferLayerInfo>& layers, const char* name) {
+    for (const NvDsInferLayerInfo& layer : layers)
+        if (layer.layerName != nullptr && std::strcmp(layer.layerName, name) == 0) return &layer;
+    return nullptr;
+}
+// The layer called the first of `names` that any layer is called (names in order of preference), or nullptr.
+template <size_t N>
+const NvDsInferLayerInfo* find_named_layer(const std::vector<NvDsInferLayerInfo>& layers, const char* const (&names)[N]) {
+    for (const char* name : names) {
+        const NvDsInferLayerInfo* layer = find_named_layer(layers, name);
+        if (layer != nullptr) return layer;
+    }
+    return nullptr;
+}
+
 }  // namespace dsparsers
 
 #endif  // DSPARSERS_PARSER_SUPPORT_H
