@@ -1,9 +1,11 @@
-"""Hand-computed cases for the anchor-free YOLO parser: the built library and the reference decoder
-must both give the values worked out here by hand."""
+"""yolo-anchor-free (plugins/yolo_anchor_free.py): hand-computed cases for the anchor-free YOLO parser (the built
+library and the reference decoder must both give the values worked out here by hand), and the plugin's light import."""
 
 from __future__ import annotations
 
 import math
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -209,3 +211,11 @@ def test_abi8_build_returns_the_same_objects(open_parser):
     got = run_both(parser, case(head([(100, 50, 20, 10, {2: 0.9})], 80), classes=80))
     assert objects(got) == [(2, 90.0, 45.0, 20.0, 10.0, 0.9)]
     assert math.isclose(float(got.objects[0]["rotation_angle"]), 0.0)
+
+
+def test_anchor_free_plugin_imports_neither_numpy_nor_hypothesis():
+    # `dsparsers plugins` and `generate` load every plugin: the verification side must stay lazy
+    code = ("import sys, dsparsers.plugins.yolo_anchor_free, dsparsers.plugins._yolo_dense_head; "
+            "assert 'numpy' not in sys.modules and 'hypothesis' not in sys.modules, sorted(sys.modules)")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
