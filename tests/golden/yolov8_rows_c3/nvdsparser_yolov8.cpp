@@ -11,7 +11,6 @@
 
 #include <cstdint>
 #include <exception>
-#include <atomic>
 #include <cmath>
 #include <type_traits>
 #include <vector>
@@ -92,12 +91,7 @@ bool parse(const std::vector<NvDsInferLayerInfo>& layers, const NvDsInferNetwork
         dsparsers::report(kParser, "layer \"%s\" has no buffer", dsparsers::layer_name(*layer));
         return false;
     }
-    if (params.numClassesConfigured != kNumClasses) {
-        static std::atomic<bool> warned{false};
-        if (!warned.exchange(true))
-            dsparsers::report(kParser, "num-detected-classes is %u but the model has %u classes; ids >= %u are dropped",
-                              params.numClassesConfigured, kNumClasses, params.numClassesConfigured);
-    }
+    dsparsers::warn_configured_classes_once(kParser, params, kNumClasses);
     objects.reserve(objects.size() + (count < kReserve ? count : kReserve));  // no regrowth for typical frames
     return dsparsers::with_float_data(kParser, *layer, [&](const auto* data) {
         decode(data, count, network, params, objects);
