@@ -13,14 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from dsparsers import (
-    COCO80,
-    Architecture,
-    GenerateOptions,
-    HeadParams,
-    Match,
-    UsageError,
-)
+from dsparsers import COCO80, Architecture, GenerateOptions, HeadParams, Match, UsageError
 
 if TYPE_CHECKING:
     from dsparsers import ModelInfo, ParseOutcome, ParserCase, TensorInfo

@@ -9,14 +9,7 @@ from typing import Any
 import numpy as np
 from hypothesis import strategies as st
 
-from dsparsers import (
-    DetectionParams,
-    Layer,
-    NetworkInfo,
-    ParseOutcome,
-    ParserCase,
-    strategies,
-)
+from dsparsers import DetectionParams, Layer, NetworkInfo, ParseOutcome, ParserCase, strategies
 from dsparsers import reference as ref
 
 from ._yolo_decoded_rows import ROW_WIDTH, DecodedRowsParams

@@ -16,15 +16,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import dsparsers
-from dsparsers import (
-    COCO80,
-    Architecture,
-    GenerateOptions,
-    HeadParams,
-    Match,
-    UsageError,
-    anchor_points,
-)
+from dsparsers import COCO80, Architecture, GenerateOptions, HeadParams, Match, UsageError, anchor_points
 
 if TYPE_CHECKING:
     from dsparsers import ModelInfo, ParseOutcome, ParserCase

@@ -8,16 +8,8 @@ from typing import Any
 import numpy as np
 from hypothesis import strategies as st
 
-from dsparsers import (
-    DetectionParams,
-    Layer,
-    NetworkInfo,
-    ParseOutcome,
-    ParserCase,
-    anchor_points,
-    bench_inputs,
-    strategies,
-)
+from dsparsers import (DetectionParams, Layer, NetworkInfo, ParseOutcome, ParserCase, anchor_points, bench_inputs,
+                        strategies)
 from dsparsers import reference as ref
 
 from ._yolo_dense_head import BOX_CHANNELS, DenseHeadParams

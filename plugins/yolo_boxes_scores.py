@@ -32,16 +32,8 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 import dsparsers
-from dsparsers import (
-    COCO80,
-    Architecture,
-    ConfigDefaults,
-    GenerateOptions,
-    HeadParams,
-    Match,
-    UsageError,
-    anchor_points,
-)
+from dsparsers import (COCO80, Architecture, ConfigDefaults, GenerateOptions, HeadParams, Match, UsageError,
+                       anchor_points)
 
 if TYPE_CHECKING:
     from dsparsers import ModelInfo, ParseOutcome, ParserCase, TensorInfo

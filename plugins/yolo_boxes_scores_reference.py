@@ -9,15 +9,7 @@ from typing import Any
 import numpy as np
 from hypothesis import strategies as st
 
-from dsparsers import (
-    DetectionParams,
-    Layer,
-    NetworkInfo,
-    ParseOutcome,
-    ParserCase,
-    anchor_points,
-    strategies,
-)
+from dsparsers import DetectionParams, Layer, NetworkInfo, ParseOutcome, ParserCase, anchor_points, strategies
 from dsparsers import reference as ref
 
 from .yolo_boxes_scores import BOX_COLUMNS, BoxesScoresParams

@@ -33,15 +33,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import dsparsers
-from dsparsers import (
-    COCO80,
-    Architecture,
-    ConfigDefaults,
-    GenerateOptions,
-    HeadParams,
-    Match,
-    UsageError,
-)
+from dsparsers import COCO80, Architecture, ConfigDefaults, GenerateOptions, HeadParams, Match, UsageError
 
 if TYPE_CHECKING:
     from dsparsers import ModelInfo, ParseOutcome, ParserCase, TensorInfo

@@ -11,15 +11,7 @@ from typing import Any
 import numpy as np
 from hypothesis import strategies as st
 
-from dsparsers import (
-    DetectionParams,
-    Layer,
-    NetworkInfo,
-    ParseOutcome,
-    ParserCase,
-    detections,
-    strategies,
-)
+from dsparsers import DetectionParams, Layer, NetworkInfo, ParseOutcome, ParserCase, detections, strategies
 from dsparsers import reference as ref
 
 from .yolo_darknet import CLASS_CHANNEL, OBJECTNESS_CHANNEL, DarknetParams
