@@ -113,10 +113,6 @@ def select_layers(layers: tuple[Layer, ...], params: DarknetParams) -> list[Laye
     return chosen  # type: ignore[return-value]
 
 
-def _sigmoid(x: np.ndarray) -> np.ndarray:
-    return (np.float32(1) / (np.float32(1) + np.exp(-x))).astype(np.float32)
-
-
 def decode_scale(data: np.ndarray, scale: int, stride: int, params: DarknetParams, case: ParserCase, keep=True):
     """Per anchor of one output [A*(5+C), H, W] (float32), in the C++ order (anchor, then cell row-major):
     (class, score, x1, y1, x2, y2, kept) arrays over the cells; kept = passes the threshold and the box is
@@ -132,12 +128,12 @@ def decode_scale(data: np.ndarray, scale: int, stride: int, params: DarknetParam
     fstride = np.float32(stride)
     for a, (anchor_w, anchor_h) in enumerate(params.scale_anchors(scale)):
         t = planes[a]
-        objectness = _sigmoid(t[OBJECTNESS_CHANNEL])
-        best, cls = ref.best_class(_sigmoid(t[CLASS_CHANNEL:]).T)
+        objectness = ref.sigmoid(t[OBJECTNESS_CHANNEL])
+        best, cls = ref.best_class(ref.sigmoid(t[CLASS_CHANNEL:]).T)
         score = (objectness * best).astype(np.float32)
         kept = ref.passes_threshold(cls, score, case.params) if keep else None
-        cx = (((_sigmoid(t[0]) * sxy).astype(np.float32) - half_excess + gx).astype(np.float32) * fstride)
-        cy = (((_sigmoid(t[1]) * sxy).astype(np.float32) - half_excess + gy).astype(np.float32) * fstride)
+        cx = (((ref.sigmoid(t[0]) * sxy).astype(np.float32) - half_excess + gx).astype(np.float32) * fstride)
+        cy = (((ref.sigmoid(t[1]) * sxy).astype(np.float32) - half_excess + gy).astype(np.float32) * fstride)
         w = (np.exp(t[2]) * np.float32(anchor_w)).astype(np.float32)
         h = (np.exp(t[3]) * np.float32(anchor_h)).astype(np.float32)
         if keep:
