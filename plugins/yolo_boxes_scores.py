@@ -22,24 +22,21 @@ One object per candidate: its best class (NaN never wins, ties go to the lower i
 ``passes_threshold``; a box with a non-finite corner is dropped; ``add_box`` clips to the network and
 drops boxes under one pixel. Layers are found by name, else by shape ([N, 4] vs [N, C] / [C, N]); when
 C == 4 the two have the same shape and the names must decide (the parser then refuses to guess).
+
+The NumPy reference, Hypothesis strategy, bench case and ``explain`` are in yolo_boxes_scores_reference.py.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import Any
-
-import numpy as np
-from hypothesis import strategies as st
+from typing import TYPE_CHECKING, Any
 
 import dsparsers
-from dsparsers.api import reference as ref
-from dsparsers.api.architecture import Architecture, anchor_points, ConfigDefaults, GenerateOptions, HeadParams, Match
-from dsparsers.emulation.datasets import COCO80
-from dsparsers.errors import UsageError
-from dsparsers.model.reader import ModelInfo, TensorInfo
-from dsparsers.api.abi_types import DetectionParams, Layer, NetworkInfo, ParseOutcome, ParserCase
-from dsparsers.verification.strategies import corner_box, detection_params, float_dtypes, networks, score_plan
+from dsparsers import (COCO80, Architecture, ConfigDefaults, GenerateOptions, HeadParams, Match, UsageError,
+                       anchor_points)
+
+if TYPE_CHECKING:
+    from dsparsers import ModelInfo, ParseOutcome, ParserCase, TensorInfo
 
 BOX_COLUMNS = 4
 LAYOUTS = {"rows": "[N, C] row-major (YOLO-NAS, DAMO-YOLO)", "channels": "[C, N] channel-major (PP-YOLOE)"}
@@ -50,7 +47,6 @@ BOX_NAMES = ("boxes", "pre_nms_bboxes_xyxy", "bboxes", "pred_bboxes", "bbox_pred
 SCORE_NAMES = ("scores", "pre_nms_scores", "pred_scores", "cls_scores", "class_scores")
 #: names of look-alike heads that are NOT this one (DETR family: normalized cxcywh boxes and logits)
 FOREIGN_NAMES = ("pred_logits", "logits", "pred_boxes")
-
 
 
 @dataclass(frozen=True)
@@ -259,62 +255,30 @@ class YoloBoxesScores(Architecture):
         return {"num_classes": params.num_classes, "scores_layout": params.scores_layout,
                 "boxes_name": params.boxes_name, "scores_name": params.scores_name}
 
-    # -- the reference ----------------------------------------------------------------------
+    # -- verification (NumPy and Hypothesis: yolo_boxes_scores_reference, imported when used) ----
     def reference(self, case: ParserCase, params: BoxesScoresParams) -> ParseOutcome:
-        with np.errstate(all="ignore"):
-            return self._reference(case, params)
+        from . import yolo_boxes_scores_reference as reference
 
-    def _find(self, case: ParserCase, params: BoxesScoresParams) -> tuple[Layer | None, Layer | None]:
-        """Exactly the C++ lookup: both by name first, then by shape, never the same layer twice."""
-        classes = params.num_classes
-        axis = 1 if params.scores_layout == "rows" else 0
-
-        def boxes_shape(dims):
-            return len(dims) == 2 and dims[1] == BOX_COLUMNS
-
-        def scores_shape(dims):
-            return len(dims) == 2 and dims[axis] == classes
-
-        boxes = next((layer for layer in case.layers if layer.name == params.boxes_name), None)
-        scores = next((layer for layer in case.layers if layer.name == params.scores_name), None)
-        if boxes is None:
-            boxes = next((layer for layer in case.layers if layer is not scores and boxes_shape(layer.reported_dims)
-                          and (scores is not None or not scores_shape(layer.reported_dims))), None)
-        if scores is None:
-            scores = next((layer for layer in case.layers if layer is not boxes
-                           and scores_shape(layer.reported_dims)), None)
-        return boxes, scores
-
-    def _reference(self, case: ParserCase, params: BoxesScoresParams) -> ParseOutcome:
-        boxes, scores = self._find(case, params)
-        if boxes is None or scores is None:
-            return ParseOutcome.rejected("missing boxes or scores layer")
-        bdims, sdims = boxes.reported_dims, scores.reported_dims
-        if len(bdims) != 2 or bdims[1] != BOX_COLUMNS or bdims[0] == 0:
-            return ParseOutcome.rejected(f"bad boxes dims {bdims}")
-        n = bdims[0]
-        want = (n, params.num_classes) if params.scores_layout == "rows" else (params.num_classes, n)
-        if tuple(sdims) != want:
-            return ParseOutcome.rejected(f"bad scores dims {sdims}")
-        if boxes.reported_type not in ref.FLOAT_TYPES or scores.reported_type not in ref.FLOAT_TYPES:
-            return ParseOutcome.rejected("unsupported data type")
-        box = ref.layer_view(boxes)
-        matrix = ref.layer_view(scores)
-        rows = matrix if params.scores_layout == "rows" else matrix.T
-        best, cls = ref.best_class(rows)
-        keep = ref.passes_threshold(cls, best, case.params)
-        x1, y1, x2, y2 = (box[:, k] for k in range(BOX_COLUMNS))
-        keep &= ref.all_finite(x1, y1, x2, y2)
-        return ParseOutcome(True, ref.boxes_to_detections(x1[keep], y1[keep], x2[keep], y2[keep], cls[keep],
-                                                          best[keep], case.network))
+        return reference.reference(case, params)
 
     def strategy(self, params: BoxesScoresParams):
-        return _cases(params)
+        from . import yolo_boxes_scores_reference as reference
+
+        return reference.cases(params)
+
+    def bench_case(self, params: BoxesScoresParams, density: float, rng) -> ParserCase:
+        from . import yolo_boxes_scores_reference as reference
+
+        return reference.bench_case(params, density, rng)
+
+    def explain(self, case: ParserCase, params: BoxesScoresParams) -> list[dict[str, Any]]:
+        from . import yolo_boxes_scores_reference as reference
+
+        return reference.explain(case, params)
 
     def append_decode(self, graph, opset: int, params: BoxesScoresParams, *, topk: int | None, source):
         """`dsparsers patch`: best class and score per candidate in the graph, boxes passed through."""
-        from dsparsers.model import patch
-
+        patch = dsparsers.graph_patch
         boxes = patch.graph_output(graph, params.boxes_name, source)
         scores = patch.graph_output(graph, params.scores_name, source)
         if params.scores_layout == "channels":
@@ -322,65 +286,6 @@ class YoloBoxesScores(Architecture):
         score, class_id = patch.best_class(graph, opset, scores)
         return patch.compact_rows(graph, opset, boxes, score, class_id, batch=boxes.shape[0] if boxes.shape else None,
                                   topk=topk)
-
-    def bench_case(self, params: BoxesScoresParams, density: float, rng) -> ParserCase:
-        count = params.num_candidates or anchor_points(params.input_width, params.input_height)
-        boxes = np.zeros((count, BOX_COLUMNS), np.float32)
-        boxes[:, 0] = rng.uniform(0, params.input_width - 200, count)
-        boxes[:, 1] = rng.uniform(0, params.input_height - 200, count)
-        boxes[:, 2:4] = boxes[:, 0:2] + rng.uniform(4, 200, (count, 2))
-        scores = rng.uniform(0, 0.05, (count, params.num_classes)).astype(np.float32)
-        hits = rng.random(count) < density
-        scores[hits, rng.integers(0, params.num_classes, int(hits.sum()))] = rng.uniform(0.3, 1.0, int(hits.sum()))
-        scores = np.ascontiguousarray(scores.T if params.scores_layout == "channels" else scores)
-        return ParserCase((Layer(params.boxes_name, boxes), Layer(params.scores_name, scores)),
-                          NetworkInfo(params.input_width, params.input_height),
-                          DetectionParams.uniform(params.num_classes, 0.25))
-
-    def explain(self, case: ParserCase, params: BoxesScoresParams) -> list[dict[str, Any]]:
-        boxes, scores = self._find(case, params)
-        if boxes is None or scores is None or len(boxes.reported_dims) != 2 or len(scores.reported_dims) != 2:
-            return []
-        with np.errstate(all="ignore"):
-            box = ref.layer_view(boxes)
-            matrix = ref.layer_view(scores)
-            rows = matrix if params.scores_layout == "rows" else matrix.T
-            if box.shape[1] != BOX_COLUMNS or rows.shape[0] != box.shape[0]:
-                return []
-            best, cls = ref.best_class(rows)
-        return [{"candidate": i, "x1": float(b[0]), "y1": float(b[1]), "x2": float(b[2]), "y2": float(b[3]),
-                 "best class": int(c), "score": float(s), "threshold": float(case.params.precluster_threshold(int(c)))}
-                for i, (b, s, c) in enumerate(zip(box[:16], best, cls))]
-
-
-@st.composite
-def _cases(draw, params: BoxesScoresParams, max_candidates: int = 24) -> ParserCase:
-    network = draw(networks)
-    det = draw(detection_params(params.num_classes))
-    mode = draw(st.sampled_from(["mixed", "mixed", "none", "all"]))
-    plans = draw(st.lists(st.tuples(corner_box(network), score_plan(params.num_classes, det, mode)),
-                          min_size=1, max_size=max_candidates))
-    seed = draw(st.integers(0, 2**32 - 1))
-    scores = np.random.default_rng(seed).uniform(0.0, 0.05, (len(plans), params.num_classes)).astype(np.float32)
-    boxes = np.zeros((len(plans), BOX_COLUMNS), np.float32)
-    for i, (box, assignments) in enumerate(plans):
-        boxes[i] = box
-        for cls, value in assignments:
-            scores[i, cls] = value
-    if params.scores_layout == "channels":
-        scores = np.ascontiguousarray(scores.T)
-    with np.errstate(over="ignore"):  # huge float32 corners become inf in FP16, as in a real FP16 engine
-        boxes = boxes.astype(draw(float_dtypes))
-        scores = scores.astype(draw(float_dtypes))
-    # engines may rename outputs; with 4 classes only the names tell the two apart, so keep them
-    naming = "named" if params.num_classes == BOX_COLUMNS else draw(
-        st.sampled_from(["named", "named", "boxes renamed", "scores renamed", "both renamed"]))
-    boxes_name = "engine_output_0" if naming in ("boxes renamed", "both renamed") else params.boxes_name
-    scores_name = "engine_output_1" if naming in ("scores renamed", "both renamed") else params.scores_name
-    layers = [Layer(boxes_name, boxes), Layer(scores_name, scores)]
-    if draw(st.booleans()):
-        layers.reverse()  # engine binding order need not follow the ONNX output order
-    return ParserCase(tuple(layers), network, det)
 
 
 @dsparsers.hookimpl

@@ -34,15 +34,17 @@ BUILTIN_DISTRIBUTION = "dsparsers (built-in)"
 #: directory, installed as dsparsers.plugins. They register exactly like third-party plugins. Adding a
 #: built-in family is adding its module here; a test checks this tuple against the directory.
 BUILTIN_PLUGINS: tuple[str, ...] = (
+    "deepstream_yolo",
     "detr",
     "nms_plugin_outputs",
     "peoplesegnet",
     "rtdetr_postprocessed",
     "rtdetr_ultralytics",
+    "yolo_anchor_based",
     "yolo_anchor_free",
     "yolo_boxes_scores",
     "yolo_darknet",
-    "yolo_decoded_rows",
+    "yolo_end2end",
     "yolo_seg",
 )
 

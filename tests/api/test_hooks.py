@@ -16,7 +16,7 @@ import dsparsers
 import dsparsers.api.hookspecs as hookspecs
 from dsparsers.api.architecture import GenerateOptions
 from dsparsers.generation.codegen import render_parser
-from dsparsers.plugins.yolo_decoded_rows import DeepStreamYolo
+from dsparsers.plugins.deepstream_yolo import DeepStreamYolo
 from dsparsers.api.registry import Registry
 from conftest import REPO
 

@@ -3,6 +3,7 @@
 #ifndef DSPARSERS_PARSER_SUPPORT_H
 #define DSPARSERS_PARSER_SUPPORT_H
 
+#include <atomic>
 #include <climits>
 #include <cmath>
 #include <cstdarg>
@@ -482,6 +483,18 @@ const NvDsInferLayerInfo* find_named_layer(const std::vector<NvDsInferLayerInfo>
         if (layer != nullptr) return layer;
     }
     return nullptr;
+}
+
+// -- YOLO families (yolo_dense_head, yolo_boxes_scores, yolo_darknet) ---------------------------------
+// Once per library: when num-detected-classes differs from the model's class count, one line saying that
+// class ids at or above it are dropped (the decoders drop them; nvinfer logs nothing of it).
+inline void warn_configured_classes_once(const char* parser, const NvDsInferParseDetectionParams& params,
+                                         unsigned model_classes) {
+    if (params.numClassesConfigured == model_classes) return;
+    static std::atomic<bool> warned{false};
+    if (!warned.exchange(true))
+        report(parser, "num-detected-classes is %u but the model has %u classes; ids >= %u are dropped",
+               params.numClassesConfigured, model_classes, params.numClassesConfigured);
 }
 
 }  // namespace dsparsers

@@ -9,14 +9,14 @@
 // One object per candidate: its best class, if that class is configured and its score reaches the
 // class's pre-cluster threshold. No NMS here: nvinfer clusters afterwards (cluster-mode=2).
 
-#include <atomic>
-#include <cmath>
-#include <type_traits>
 #include <cstdint>
 #include <exception>
+#include <cmath>
+#include <type_traits>
 #include <vector>
 
 #include "dsparsers/parser_support.h"
+
 
 namespace {
 
@@ -59,15 +59,9 @@ void decode(const T* data, size_t count, const NvDsInferNetworkInfo& network,
     for (size_t i = 0; i < count; ++i) {
         const T* row = data + i * kChannels;
         if (dsparsers::row_bound(row + kScoreChannels, kNumClasses) < floor) continue;
-        float best_score = -INFINITY;
-        unsigned best_class = 0;
-        for (unsigned c = 0; c < kNumClasses; ++c) {
-            const float score = dsparsers::load(row, kScoreChannels + c);
-            if (score > best_score) {  // NaN never wins; ties keep the lower class
-                best_score = score;
-                best_class = c;
-            }
-        }
+        float best_score;
+        unsigned best_class;
+        dsparsers::best_class(row + kScoreChannels, 1, kNumClasses, best_score, best_class);
         add_candidate(row, 0, 1, best_score, best_class, network, params, objects);
     }
 }
@@ -97,25 +91,11 @@ bool parse(const std::vector<NvDsInferLayerInfo>& layers, const NvDsInferNetwork
         dsparsers::report(kParser, "layer \"%s\" has no buffer", dsparsers::layer_name(*layer));
         return false;
     }
-    if (params.numClassesConfigured != kNumClasses) {
-        static std::atomic<bool> warned{false};
-        if (!warned.exchange(true))
-            dsparsers::report(kParser, "num-detected-classes is %u but the model has %u classes; ids >= %u are dropped",
-                              params.numClassesConfigured, kNumClasses, params.numClassesConfigured);
-    }
+    dsparsers::warn_configured_classes_once(kParser, params, kNumClasses);
     objects.reserve(objects.size() + (count < kReserve ? count : kReserve));  // no regrowth for typical frames
-    switch (layer->dataType) {
-        case FLOAT:
-            decode(static_cast<const float*>(layer->buffer), count, network, params, objects);
-            return true;
-        case HALF:
-            decode(static_cast<const uint16_t*>(layer->buffer), count, network, params, objects);
-            return true;
-        default:
-            dsparsers::report(kParser, "layer \"%s\" has data type %s; expected FLOAT or HALF",
-                              dsparsers::layer_name(*layer), dsparsers::data_type_name(layer->dataType));
-            return false;
-    }
+    return dsparsers::with_float_data(kParser, *layer, [&](const auto* data) {
+        decode(data, count, network, params, objects);
+    });
 }
 
 }  // namespace

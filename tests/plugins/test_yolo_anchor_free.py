@@ -1,5 +1,5 @@
-"""Hand-computed cases for the anchor-free YOLO parser: the built library and the reference decoder
-must both give the values worked out here by hand."""
+"""yolo-anchor-free (plugins/yolo_anchor_free.py): hand-computed cases for the anchor-free YOLO parser: the built
+library and the reference decoder must both give the values worked out here by hand."""
 
 from __future__ import annotations
 
@@ -209,3 +209,13 @@ def test_abi8_build_returns_the_same_objects(open_parser):
     got = run_both(parser, case(head([(100, 50, 20, 10, {2: 0.9})], 80), classes=80))
     assert objects(got) == [(2, 90.0, 45.0, 20.0, 10.0, 0.9)]
     assert math.isclose(float(got.objects[0]["rotation_angle"]), 0.0)
+
+
+def test_a_configured_class_count_unlike_the_model_s_is_reported_once(open_parser, capfd):
+    parser = open_parser("yolo11", classes=13)
+    data = head([(100, 50, 20, 10, {5: 0.9}), (200, 50, 20, 10, {1: 0.9})], 13)
+    capfd.readouterr()
+    for _ in range(2):  # class 5 is past num-detected-classes=3: dropped, every frame; the line comes once
+        assert objects(run_both(parser, case(data, classes=13, configured=3))) == [(1, 190.0, 45.0, 20.0, 10.0, 0.9)]
+    lines = [line for line in capfd.readouterr().err.splitlines() if line.strip()]
+    assert lines == ["dsparsers[yolo11]: num-detected-classes is 3 but the model has 13 classes; ids >= 3 are dropped"]
