@@ -8,7 +8,7 @@ import click
 from rich.table import Table
 
 from dsparsers.cli.common import (err, main, out)
-from dsparsers.emulation.backproject import DEEPSTREAM_VERSIONS, NEWEST_DEEPSTREAM
+from dsparsers.emulation.releases import DEEPSTREAM_VERSIONS, NEWEST_DEEPSTREAM
 from dsparsers.errors import UsageError
 
 

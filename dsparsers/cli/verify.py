@@ -11,7 +11,7 @@ from rich.table import Table
 
 from dsparsers.cli.common import (cached_build, err, main, options, out, current_registry,
                                   rerun_under_sanitizers_if_needed)
-from dsparsers.emulation.backproject import DEEPSTREAM_VERSIONS, NEWEST_DEEPSTREAM
+from dsparsers.emulation.releases import DEEPSTREAM_VERSIONS, NEWEST_DEEPSTREAM
 from dsparsers.errors import UsageError
 
 

@@ -34,10 +34,7 @@ import numpy as np
 
 from dsparsers.api.abi_types import DETECTION_DTYPE
 from dsparsers.emulation.preprocess import Geometry
-
-#: The DeepStream releases whose back-projection rules are emulated, oldest first; the last is the default.
-DEEPSTREAM_VERSIONS = ("6.2", "6.3", "9.0", "9.1")
-NEWEST_DEEPSTREAM = DEEPSTREAM_VERSIONS[-1]
+from dsparsers.emulation.releases import DEEPSTREAM_VERSIONS, NEWEST_DEEPSTREAM  # noqa: F401  (re-exported)
 
 
 @dataclass(frozen=True)
