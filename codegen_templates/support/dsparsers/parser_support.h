@@ -497,6 +497,23 @@ inline void warn_configured_classes_once(const char* parser, const NvDsInferPars
                params.numClassesConfigured, model_classes, params.numClassesConfigured);
 }
 
+// -- a single-output head's layer (yolo_decoded_rows, yolo_dense_head, rtdetr_ultralytics) -----------------
+// True when the layer holds `count` (> 0) items of `width` values by its dims and by numElements, and has a
+// buffer; else reported and false (a parser never reads past what nvinfer allocated).
+inline bool layer_holds(const char* parser, const NvDsInferLayerInfo& layer, size_t count, size_t width) {
+    const NvDsInferDims& dims = layer.inferDims;
+    if (count == 0 || element_count(dims) != count * width || dims.numElements != count * width) {
+        report(parser, "layer \"%s\" has dims %s and numElements %u, which disagree", layer_name(layer),
+               dims_text(dims).c_str(), dims.numElements);
+        return false;
+    }
+    if (layer.buffer == nullptr) {
+        report(parser, "layer \"%s\" has no buffer", layer_name(layer));
+        return false;
+    }
+    return true;
+}
+
 }  // namespace dsparsers
 
 #endif  // DSPARSERS_PARSER_SUPPORT_H

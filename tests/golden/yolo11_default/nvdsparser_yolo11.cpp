@@ -79,15 +79,7 @@ bool parse(const std::vector<NvDsInferLayerInfo>& layers, const NvDsInferNetwork
         return false;
     }
     const size_t count = dims.d[1 - kChannelAxis];
-    if (count == 0 || dsparsers::element_count(dims) != count * kChannels || dims.numElements != count * kChannels) {
-        dsparsers::report(kParser, "layer \"%s\" has dims %s and numElements %u, which disagree",
-                          dsparsers::layer_name(*layer), dsparsers::dims_text(dims).c_str(), dims.numElements);
-        return false;
-    }
-    if (layer->buffer == nullptr) {
-        dsparsers::report(kParser, "layer \"%s\" has no buffer", dsparsers::layer_name(*layer));
-        return false;
-    }
+    if (!dsparsers::layer_holds(kParser, *layer, count, kChannels)) return false;
     dsparsers::warn_configured_classes_once(kParser, params, kNumClasses);
     objects.reserve(objects.size() + (count < kReserve ? count : kReserve));  // no regrowth for typical frames
     return dsparsers::with_float_data(kParser, *layer, [&](const auto* data) {
