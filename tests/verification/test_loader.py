@@ -16,6 +16,9 @@ from dsparsers.verification.loader import ParserLibrary
 from dsparsers.api.abi_types import DetectionParams, Layer, NetworkInfo, ParserCase
 from conftest import TESTS
 
+#: every test here loads C++ through the nvinfer-style loader (built on first use)
+pytestmark = pytest.mark.cpp
+
 HERE = TESTS
 INCLUDE = HERE.parent / "cpp_runtime" / "include"
 
