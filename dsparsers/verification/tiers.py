@@ -130,7 +130,8 @@ def _clip_at_last_pixel(outcome: ParseOutcome, case: ParserCase) -> ParseOutcome
             edge = np.minimum(objects[start] + objects[size], np.float32(limit - 1))
             objects[start] = np.minimum(objects[start], np.float32(limit - 1))
             objects[size] = (edge - objects[start]).astype(np.float32)
-    return replace(outcome, objects=objects)
+        keep = (objects["width"] >= 1) & (objects["height"] >= 1)  # what either side drops after clipping
+    return _filtered(replace(outcome, objects=objects), keep)
 
 
 CONVENTIONS = {

@@ -27,6 +27,10 @@ enum Bug {
     kMapCollapse,       // objects collected in a std::map keyed on confidence: equal scores merge
     kUninitRotation,    // NvDsInferObjectDetectionInfo on the stack without {}: rotation_angle is garbage
     kReverseOverrun,    // reverse loop from index count (end()) down to 1: reads one row too far, skips row 0
+    kTrustsVectorSize,  // perClassPreclusterThreshold[id] for id < numClassesConfigured: right whenever nvinfer
+                        // sizes the vector (the contract), out of bounds on a short or empty one (beyond it)
+    kKeepsSubPixel,     // convention, not a bug: boxes under 1 x 1 pixel kept
+    kClipsAtLastPixel,  // convention, not a bug: clipped to W-1 / H-1
 };
 
 constexpr unsigned kModelClasses = 80;
@@ -164,6 +168,7 @@ bool parse(const std::vector<NvDsInferLayerInfo>& layers, const NvDsInferNetwork
         float threshold;
         if (kBug == kOobThreshold) threshold = pre.data()[id];
         else if (kBug == kIgnoresPerClass) threshold = pre.empty() ? kDefaultThreshold : pre[0];
+        else if (kBug == kTrustsVectorSize) threshold = pre.data()[id];
         else threshold = id < pre.size() ? pre[id] : kDefaultThreshold;
         if (!std::isfinite(score) || !(score >= threshold)) return 0;
         float x1, y1, x2, y2;
@@ -182,12 +187,13 @@ bool parse(const std::vector<NvDsInferLayerInfo>& layers, const NvDsInferNetwork
             x2 = value_at(boxes, 4 * i + 3);
             if (!std::isfinite(x1) || !std::isfinite(y1) || !std::isfinite(x2) || !std::isfinite(y2)) return 0;
         }
-        const float w = static_cast<float>(net.width), h = static_cast<float>(net.height);
+        const float last = kBug == kClipsAtLastPixel ? 1.0f : 0.0f;
+        const float w = static_cast<float>(net.width) - last, h = static_cast<float>(net.height) - last;
         x1 = std::fmin(std::fmax(x1, 0.0f), w);
         x2 = std::fmin(std::fmax(x2, 0.0f), w);
         y1 = std::fmin(std::fmax(y1, 0.0f), h);
         y2 = std::fmin(std::fmax(y2, 0.0f), h);
-        if (!(x2 - x1 >= 1.0f) || !(y2 - y1 >= 1.0f)) return 0;
+        if (kBug != kKeepsSubPixel && (!(x2 - x1 >= 1.0f) || !(y2 - y1 >= 1.0f))) return 0;
         if (kBug == kUninitRotation) {
             NvDsInferObjectDetectionInfo o;  // the bug: no {}, rotation_angle never set
             o.classId = id;
@@ -241,6 +247,9 @@ DSP_EXPORT(NvDsInferParseEfficientInt32AsFloat, false, kInt32AsFloat)
 DSP_EXPORT(NvDsInferParseEfficientMapCollapse, false, kMapCollapse)
 DSP_EXPORT(NvDsInferParseEfficientUninitRotation, false, kUninitRotation)
 DSP_EXPORT(NvDsInferParseEfficientReverseOverrun, false, kReverseOverrun)
+DSP_EXPORT(NvDsInferParseEfficientTrustsVectorSize, false, kTrustsVectorSize)
+DSP_EXPORT(NvDsInferParseEfficientKeepsSubPixel, false, kKeepsSubPixel)
+DSP_EXPORT(NvDsInferParseEfficientClipsAtLastPixel, false, kClipsAtLastPixel)
 // TAO BatchedNMS (float classes; --arch tao-batched-nms)
 DSP_EXPORT(NvDsInferParseBatchedGood, true, kGood)
 DSP_EXPORT(NvDsInferParseBatchedNanClassCast, true, kNanClassCast)
