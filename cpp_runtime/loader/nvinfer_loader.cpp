@@ -49,6 +49,7 @@ struct dsp_parser {
     void* handle = nullptr;
     void* symbol = nullptr;
     int abi = 9;
+    unsigned calls = 0;  // detector calls so far (picks the stack fill pattern)
     std::vector<dsp_object> objects;
     std::vector<dsp_mask_object> mask_objects;
     std::vector<std::vector<float>> masks;  // copies of the parsers' masks, one per mask object
@@ -221,10 +222,19 @@ static bool timing_frames(dsp_parser* p, const dsp_layer* layers, unsigned layer
     return true;
 }
 
+// Fills the stack below this frame with a 32-bit pattern, alternating between calls, right before a
+// parse function runs in the same region: a field the parser never sets (an uninitialised
+// rotation_angle on a stack object) then reads as the pattern instead of a harmless 0.
+__attribute__((noinline)) static void scribble_stack(uint32_t pattern) {
+    volatile uint32_t area[4096];
+    for (unsigned k = 0; k < 4096; ++k) area[k] = pattern;
+}
+
 template <typename Object>
 static bool call_detector(dsp_parser* p, std::vector<NvDsInferLayerInfo> const& layers,
                           NvDsInferNetworkInfo const& net, NvDsInferParseDetectionParams const& params) {
     std::vector<Object> out;
+    scribble_stack(++p->calls % 2 ? DSP_STACK_FILL_ODD : DSP_STACK_FILL_EVEN);
     bool ok = reinterpret_cast<DetectorFunc<Object>>(p->symbol)(layers, net, params, out);
     keep_objects(p, out);
     return ok;

@@ -18,6 +18,11 @@ extern "C" {
 
 // The declarations between the cffi markers are read by dsparsers/harness.py as its cffi cdef:
 // plain C only there (no preprocessor lines; DSP_API is stripped).
+// The stack fill the loader writes right before each detector call, alternating (odd calls, even
+// calls): an object field the parser left uninitialised reads as one of these bit patterns.
+#define DSP_STACK_FILL_ODD 0xA5A5A5A5u
+#define DSP_STACK_FILL_EVEN 0x5A5A5A5Au
+
 // cffi-begin
 // One output layer as nvinfer hands it to the parser: dims exclude the batch dimension, buffer
 // points at this frame's data.

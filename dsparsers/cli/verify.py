@@ -21,24 +21,35 @@ from dsparsers.errors import UsageError
 @click.option("--func", "function", help="Parse function name (parse-bbox-func-name).")
 @click.option("--arch", help="Architecture whose reference decides what is right.")
 @click.option("--dir", "directory", type=click.Path(path_type=Path), help="A generated directory: library, function, architecture and head are read from it.")
-@click.option("--examples", default=200, show_default=True, type=click.IntRange(1, 100000), help="Hypothesis examples.")
+@click.option("--examples", default=200, show_default=True, type=click.IntRange(1, 100000), help="Hypothesis examples per round of the contract tier (half as many beyond it).")
 @click.option("--abi", type=click.Choice(["8", "9"]), help="Object layout the library was built for [default: its build record, else 9].")
 @click.option("--seed", type=int, help="Hypothesis seed, to reproduce a run.")
 @click.option("--classes", type=int, help="Class count of the head the library parses [default: 80].")
 @click.option("--input", "input_size", help="Network input WxH [default: 640x640].")
 @click.option("-O", "extra", multiple=True, metavar="KEY=VALUE", help="Architecture-specific option (e.g. -O layout=rows).")
 @click.option("--hostile/--no-hostile", default=True, show_default=True,
-              help="Also feed hostile inputs (wrong dims and types, NaN/Inf everywhere, empty thresholds, ...).")
-@click.option("--sanitize", is_flag=True, help="With --dir: test the `build --sanitize` library (ASan + UBSan).")
+              help="Also run the robustness tier: inputs beyond the nvinfer contract (wrong dims and types, short thresholds, counts above K, ...).")
+@click.option("--strict", is_flag=True, help="Robustness findings fail the verdict too (by default only contract findings do).")
+@click.option("--sanitize", is_flag=True, help="Run under the sanitizers the library was built with (ASan/UBSan; with --dir: the `build --sanitize` library). Reports are findings, per case, shrunk.")
+@click.option("--timeout", default=10.0, show_default=True, type=click.FloatRange(0.1, 3600), help="Seconds one call may take before it counts as a hang.")
+@click.option("--min-box", "min_box", type=click.Choice(["0"]), help="Convention: the library keeps boxes under 1x1 network pixel (`--min-box 0`).")
+@click.option("--clip-at", "clip_at", type=click.Choice(["w", "w-1"]), default="w", show_default=True, help="Convention: right/bottom edges clipped at W (the references) or W-1.")
+@click.option("--report", "report_dir", type=click.Path(path_type=Path), help="Write a Markdown and a JSON report for this library into DIR.")
 @click.option("--onnx", "onnx_path", type=click.Path(path_type=Path), help="Compare on this model's real outputs (with --image) instead of generated cases.")
 @click.option("--image", "images", multiple=True, type=click.Path(path_type=Path), help="With --onnx: a picture to run the model on (repeatable).")
 @click.option("--deepstream-version", "deepstream", type=click.Choice(DEEPSTREAM_VERSIONS), default=NEWEST_DEEPSTREAM,
               show_default=True, help="With --onnx: DeepStream release whose config rules to follow.")
 def conform(library, function, arch, directory, examples, abi, seed, classes, input_size, extra, hostile, sanitize,
-            onnx_path=None, images=(), deepstream=NEWEST_DEEPSTREAM):
-    """Check a parser library against the reference decoder on generated tensors."""
-    from dsparsers.verification.conformance import render_report, run_conformance, run_hostile
-    from dsparsers.verification.loader import ParserLibrary
+            onnx_path=None, images=(), strict=False, timeout=10.0, min_box=None, clip_at="w", report_dir=None,
+            deepstream=NEWEST_DEEPSTREAM):
+    """Check a parser library against the reference decoder on generated tensors.
+
+    Every call runs in a worker process: a segfault, an abort, a hang or a sanitizer report is a finding,
+    shrunk to a minimal case like a mismatch. Exit 0 when the verdict is PASS, 1 otherwise.
+    """
+    from dsparsers.verification.isolation import IsolatedLibrary
+    from dsparsers.verification.report import render_result, write_report
+    from dsparsers.verification.tiers import run_conform
 
     registry = current_registry()
     if directory is not None:
@@ -55,19 +66,42 @@ def conform(library, function, arch, directory, examples, abi, seed, classes, in
             raise UsageError(f"{', '.join(missing)} required (or --dir with a generated directory)")
         architecture = registry.get(arch).architecture
         params = architecture.head_params(None, options(classes, input_size, extra, arch))
+    if sanitize:
+        _rerun_with_sanitizer_runtimes(Path(library))
     rerun_under_sanitizers_if_needed(library)
     if onnx_path is not None:
         return _conform_on_images(library, function, architecture, params, directory, onnx_path, images,
                                   int(abi) if abi else None, classes, extra, deepstream)
-    with ParserLibrary(library, function, int(abi) if abi else None, kind=architecture.parser_kind) as parser:
+    applied = tuple(name for name, on in (("min-box-0", min_box == "0"), ("clip-w-1", clip_at == "w-1")) if on)
+    with IsolatedLibrary(library, function, int(abi) if abi else None, kind=architecture.parser_kind,
+                         timeout=timeout) as parser:
         with err.status(f"conformance: {examples} examples through {function}...") as status:
-            report = run_conformance(parser, architecture, params, examples=examples, seed=seed,
-                                     progress=lambda n: status.update(f"conformance: example {n}/{examples}"))
-            if hostile:
-                status.update("conformance: hostile inputs...")
-                run_hostile(parser, architecture, params, report)
-    render_report(report, out)
-    sys.exit(0 if report.passed else 1)
+            result = run_conform(parser, architecture, params, examples=examples, seed=seed, hostile=hostile,
+                                 strict=strict, applied=applied,
+                                 progress=lambda tier, n: status.update(f"conformance: {tier} tier, case {n}"))
+    render_result(result, out)
+    if report_dir is not None:
+        written = write_report(report_dir, result)
+        out.print(f"report: {', '.join(str(p) for p in written)}")
+    sys.exit(0 if result.passed else 1)
+
+
+def _rerun_with_sanitizer_runtimes(library: Path) -> None:
+    """--sanitize: re-run this command (once) with the runtimes ``library`` was built against preloaded."""
+    import os
+
+    from dsparsers.verification.sanitize import sanitizer_env, sanitizer_runtimes
+
+    if not library.is_file():
+        raise UsageError(f"--lib {library}: no such file")
+    runtimes = sanitizer_runtimes(library)
+    if os.environ.get("DSPARSERS_UNDER_SANITIZERS") == "1":
+        return
+    env = sanitizer_env(runtimes)
+    env["DSPARSERS_UNDER_SANITIZERS"] = "1"
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execve(sys.executable, [sys.executable, "-m", "dsparsers.cli", *sys.argv[1:]], env)
 
 
 # -- fuzz ---------------------------------------------------------------------------------------
