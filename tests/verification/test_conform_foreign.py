@@ -88,7 +88,9 @@ def test_a_nan_class_cast_segfaults_in_the_worker_and_shrinks(nms_library, regis
     assert isinstance(finding.crash, ParserCrash) and finding.crash.signal_name == "SIGSEGV"
     count, _, _, classes = rows(finding.case, BATCHED)
     counted = classes[: int(count[0])]
-    assert np.isnan(counted).sum() == 1 and len(classes) <= 2  # one NaN class id among at most two rows
+    # one NaN class id among a handful of rows (the NMS-outputs strategy shrinks its row list to a few, not
+    # always to one: the rows beside it are valid and every one of them is still read)
+    assert np.isnan(counted).sum() == 1 and len(classes) <= 4
     assert not outside_contract(finding.case)
     assert result.passed is False and result.restarts >= 1
 
@@ -107,8 +109,13 @@ def test_per_class_thresholds_ignored(nms_library, registry):
     assert finding.kind in ("objects missing", "unexpected objects")
     count, _, scores, classes = rows(finding.case, EFFICIENT)
     thresholds = finding.case.params.precluster
-    assert int(count[0]) == 1
-    cls, score = int(classes[0]), np.float32(scores[0])
+    assert 1 <= int(count[0]) <= 4  # shrunk to a few counted rows
+    # the counted row that tells the bug: kept by exactly one of its own class's threshold and class 0's
+    telling = [k for k in range(int(count[0])) if 0 < int(classes[k]) < len(thresholds) and
+               (np.float32(scores[k]) >= np.float32(thresholds[int(classes[k])])) !=
+               (np.float32(scores[k]) >= np.float32(thresholds[0]))]
+    assert telling, "no counted row separates the class's own threshold from class 0's"
+    cls, score = int(classes[telling[0]]), np.float32(scores[telling[0]])
     assert 0 < cls < len(thresholds)
     # the row is kept by exactly one of its own class's threshold and class 0's
     assert (score >= np.float32(thresholds[cls])) != (score >= np.float32(thresholds[0]))

@@ -43,5 +43,5 @@ def test_an_out_of_bounds_read_is_caught(tmp_path):
                       .replace("!dsparsers::layer_holds(kParser, *layer, count, kChannels)", "layer->buffer == nullptr"))  # no size check: the bug reads past the buffer
     assert cli("build", tmp_path / "p", "--sanitize").returncode == 0
     result = cli("conform", "--dir", tmp_path / "p", "--sanitize", "--examples", "40")
-    assert result.returncode != 0
-    assert "AddressSanitizer" in result.stderr
+    assert result.returncode == 1  # the report is a finding of the worker that ran the case, not a crash of conform
+    assert "heap-buffer-overflow" in result.stdout and "AddressSanitizer" in result.stdout
