@@ -276,13 +276,20 @@ def render_report(report: ConformanceReport, console) -> None:
         for row in report.explain:
             detail.add_row(*(f"{v:.6g}" if isinstance(v, float) else str(v) for v in row.values()))
         console.print(detail)
+    print_object_diff(mismatch, console, Table)
+
+
+def print_object_diff(mismatch, console, Table, fields=FIELDS) -> None:
+    """The objects of a mismatch, reference against library (missing/unexpected rows when the objects were
+    matched one to one, else both lists whole), as a table on ``console``."""
     diff = Table(title="objects: reference vs library")
-    for column in ("", "class", *FIELDS):
+    diff.add_column("", no_wrap=True)
+    for column in ("class", *fields):
         diff.add_column(column, justify="right")
 
     def rows(label, arr, style):
         for obj in arr if arr is not None else []:
-            diff.add_row(f"[{style}]{label}[/]", str(int(obj["class_id"])), *(f"{float(obj[f]):.6g}" for f in FIELDS))
+            diff.add_row(f"[{style}]{label}[/]", str(int(obj["class_id"])), *(f"{float(obj[f]):.6g}" for f in fields))
 
     if mismatch.missing is not None or mismatch.extra is not None:
         rows("missing (expected)", mismatch.missing, "red")

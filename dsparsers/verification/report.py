@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from dsparsers.api.abi_types import ParserCase
-from dsparsers.verification.conformance import FIELDS
+from dsparsers.verification.conformance import FIELDS, print_object_diff
 from dsparsers.verification.tiers import CONTRACT, CONVENTIONS, ROBUSTNESS, ConformResult, Finding
 
 TIER_TITLES = {CONTRACT: "nvinfer contract (decides the verdict)",
@@ -244,21 +244,4 @@ def _render_case(finding: Finding, console, Table) -> None:
         console.print(detail)
     if mismatch is None or finding.crash is not None:
         return
-    diff = Table(title="objects: reference vs library")
-    diff.add_column("", no_wrap=True)
-    for column in ("class", *FIELDS, "rotation_angle"):
-        diff.add_column(column, justify="right")
-
-    def rows(label, arr, style):
-        for obj in arr if arr is not None else []:
-            diff.add_row(f"[{style}]{label}[/]", str(int(obj["class_id"])),
-                         *(f"{float(obj[f]):.6g}" for f in (*FIELDS, "rotation_angle")))
-
-    if mismatch.missing is not None or mismatch.extra is not None:
-        rows("missing (expected)", mismatch.missing, "red")
-        rows("unexpected (library)", mismatch.extra, "yellow")
-    else:
-        rows("expected", mismatch.expected.objects if mismatch.expected.accepted else None, "cyan")
-        rows("library", mismatch.actual.objects if mismatch.actual is not None else None, "yellow")
-    if diff.row_count:
-        console.print(diff)
+    print_object_diff(mismatch, console, Table, fields=(*FIELDS, "rotation_angle"))

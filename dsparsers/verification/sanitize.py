@@ -18,45 +18,11 @@ from __future__ import annotations
 
 import os
 import platform
-import struct
 import subprocess
 from pathlib import Path
 
 from dsparsers.errors import UsageError
-
-_SHT_DYNSYM, _SHT_DYNAMIC = 11, 6
-_DT_NEEDED = 1
-
-
-def elf_dynamic(path: Path) -> tuple[list[str], list[str]]:
-    """(DT_NEEDED names, undefined dynamic symbol names) of an ELF64 file."""
-    data = Path(path).read_bytes()
-    if data[:4] != b"\x7fELF" or data[4] != 2:
-        raise ValueError(f"{path}: not an ELF64 file")
-    endian = "<" if data[5] == 1 else ">"
-    shoff, = struct.unpack_from(endian + "Q", data, 0x28)
-    shentsize, shnum = struct.unpack_from(endian + "HH", data, 0x3A)
-    sections = [struct.unpack_from(endian + "IIQQQQIIQQ", data, shoff + i * shentsize) for i in range(shnum)]
-
-    def string(strtab, offset: int) -> str:
-        start = strtab[4] + offset
-        return data[start:data.index(b"\0", start, strtab[4] + strtab[5])].decode("utf-8", "replace")
-
-    needed, undefined = [], []
-    for _name, kind, _flags, _addr, offset, size, link, _info, _align, entsize in sections:
-        if kind == _SHT_DYNAMIC and entsize:
-            for k in range(size // entsize):
-                tag, value = struct.unpack_from(endian + "qQ", data, offset + k * entsize)
-                if tag == _DT_NEEDED:
-                    needed.append(string(sections[link], value))
-        elif kind == _SHT_DYNSYM and entsize:
-            for k in range(size // entsize):
-                st_name, _info2, _other, st_shndx, _value, _size = struct.unpack_from(endian + "IBBHQQ", data,
-                                                                                   offset + k * entsize)
-                if st_shndx == 0 and st_name:
-                    undefined.append(string(sections[link], st_name))
-    return needed, undefined
-
+from dsparsers.library.elf_symbols import elf_dynamic
 
 def _compiler_file(compiler: str, name: str) -> str | None:
     try:

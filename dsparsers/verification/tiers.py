@@ -40,7 +40,7 @@ import numpy as np
 from dsparsers.api.abi_types import (DEFAULT_PRECLUSTER_THRESHOLD, DataType, DetectionParams, Layer, ParseOutcome,
                                      ParserCase)
 from dsparsers.errors import LibraryError
-from dsparsers.verification.conformance import FIELDS, MaskStats, Mismatch, Tolerance, compare
+from dsparsers.verification.conformance import MaskStats, Mismatch, Tolerance, compare
 
 CONTRACT, ROBUSTNESS = "contract", "robustness"
 #: the loader's stack fill before each detector call (cpp_runtime/loader/nvinfer_loader.h)

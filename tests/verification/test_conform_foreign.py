@@ -179,8 +179,10 @@ def test_a_bug_only_beyond_the_contract_fails_only_with_strict(nms_library, regi
     lenient = conform(nms_library, registry, function, first_only=False, examples=100)
     assert lenient.passed and not lenient.tier_findings(CONTRACT)
     robustness = lenient.tier_findings(ROBUSTNESS)
-    assert robustness and robustness[0].kind == "crash: SIGSEGV"
-    assert any("pre-cluster threshold(s) for" in why for why in robustness[0].outside)
+    # reading past a short threshold vector is undefined: a segfault, or garbage thresholds that drop or keep
+    # the wrong rows, depending on what lies beyond the vector; either way a robustness finding on that input
+    short = [f for f in robustness if any("pre-cluster threshold(s) for" in why for why in f.outside)]
+    assert short and short[0].kind in ("crash: SIGSEGV", "objects missing", "unexpected objects"), robustness
     strict = conform(nms_library, registry, function, first_only=False, examples=100, strict=True)
     assert not strict.passed
 
