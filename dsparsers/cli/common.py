@@ -124,3 +124,13 @@ def cached_build(architecture, params, requested_as):
     with err.status(f"building {architecture.function_name} (once; cached)..."):
         return build_parser(architecture, params, requested_as=requested_as, cached=True,
                             template_dirs=current_registry().template_dirs()).result
+
+
+def header_search_options(command):
+    """``--tensorrt-include`` and ``--cuda-include``: the header directories a build against real DeepStream
+    headers needs when they are not where a DeepStream machine has them (generate --build and build)."""
+    command = click.option("--cuda-include", type=click.Path(path_type=Path), help="CUDA's include directory "
+                           "(cuda_runtime_api.h) [default: CUDA_VER, CUDA_HOME, CUDA_PATH, /usr/local/cuda, "
+                           "/usr/local/cuda-*, nvcc's].")(command)
+    return click.option("--tensorrt-include", type=click.Path(path_type=Path), help="TensorRT's include directory "
+                        "(NvInfer.h) [default: the compiler's path, else TENSORRT_DIR].")(command)

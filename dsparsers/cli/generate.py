@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 from rich.table import Table
 
-from dsparsers.cli.common import (cached_build, err, main, options, out, print_load_lines, current_registry,
+from dsparsers.cli.common import (header_search_options, cached_build, err, main, options, out, print_load_lines, current_registry,
                                   build_with_status, built_text)
 from dsparsers.errors import UsageError
 
@@ -27,10 +27,7 @@ from dsparsers.errors import UsageError
 @click.option("--build/--no-build", "do_build", default=False, help="Build the library after generating.")
 @click.option("--abi", type=click.Choice(["8", "9"]), help="DeepStream ABI (8: <= 8.x, 9: >= 9.0) [default: from headers, else 9].")
 @click.option("--deepstream-include", type=click.Path(path_type=Path), help="DeepStream sources/includes to build against.")
-@click.option("--tensorrt-include", type=click.Path(path_type=Path), help="TensorRT's include directory (NvInfer.h) "
-              "[default: the compiler's path, else TENSORRT_DIR].")
-@click.option("--cuda-include", type=click.Path(path_type=Path), help="CUDA's include directory (cuda_runtime_api.h) "
-              "[default: CUDA_VER, CUDA_HOME, CUDA_PATH, /usr/local/cuda, /usr/local/cuda-*, nvcc's].")
+@header_search_options
 @click.option("--force", is_flag=True, help="Overwrite files edited since dsparsers wrote them.")
 @click.option("--bench-patch", is_flag=True, help="With --build: time this parser and the compact parser `dsparsers patch` "
               "would let you use, on this machine, and say what the patch saves per frame.")
@@ -107,10 +104,7 @@ def _patch_hint(registry, architecture, params, result, onnx_path) -> str:
 @click.argument("directory", type=click.Path(path_type=Path))
 @click.option("--abi", type=click.Choice(["8", "9"]), help="DeepStream ABI (8: <= 8.x, 9: >= 9.0) [default: from headers, else 9].")
 @click.option("--deepstream-include", type=click.Path(path_type=Path), help="DeepStream sources/includes to build against ('bundled' for the bundled header).")
-@click.option("--tensorrt-include", type=click.Path(path_type=Path), help="TensorRT's include directory (NvInfer.h) "
-              "[default: the compiler's path, else TENSORRT_DIR].")
-@click.option("--cuda-include", type=click.Path(path_type=Path), help="CUDA's include directory (cuda_runtime_api.h) "
-              "[default: CUDA_VER, CUDA_HOME, CUDA_PATH, /usr/local/cuda, /usr/local/cuda-*, nvcc's].")
+@header_search_options
 @click.option("--sanitize", is_flag=True, help="AddressSanitizer + UndefinedBehaviorSanitizer build, into build-sanitize/ (for testing).")
 def build(directory, abi, deepstream_include, tensorrt_include, cuda_include, sanitize):
     """Build a generated parser directory into the library nvinfer loads."""
